@@ -1,0 +1,61 @@
+// Start the real daemons on rendered files inside a test namespace, with
+// only the run-time paths (data dir, pid file, log) moved into the test's
+// work dir through command-line flags, so the config under test is the
+// rendered file itself.
+import * as fs from "fs";
+import * as path from "path";
+import { PORTS } from "../../components/ports";
+import type { Daemon, RunResult, TestNetns } from "./netns";
+
+/** KEY=VALUE lines of a shell-style environment file (as systemd's EnvironmentFile= reads them). */
+export function parseEnvFile(text: string): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const line of text.split("\n")) {
+        const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
+        if (!m) continue;
+        let v = m[2];
+        if ((v.startsWith("'") && v.endsWith("'")) || (v.startsWith('"') && v.endsWith('"'))) v = v.slice(1, -1);
+        out[m[1]] = v;
+    }
+    return out;
+}
+
+export async function startRedis(ns: TestNetns, confPath: string, bindIp: string, secrets: readonly string[]): Promise<Daemon> {
+    const data = path.join(ns.workDir, "redis-data");
+    fs.mkdirSync(data, { recursive: true });
+    const d = ns.spawnDaemon("redis-server", "redis-server", [
+        confPath,
+        "--dir",
+        data,
+        "--pidfile",
+        path.join(data, "redis.pid"),
+        // empty logfile = stdout, into the daemon's log file
+        "--logfile",
+        "",
+        "--supervised",
+        "no",
+    ]);
+    await ns.waitForPort(d, "tcp", bindIp, PORTS.redis, 15000, secrets);
+    return d;
+}
+
+/** redis-cli inside the namespace; the password goes through REDISCLI_AUTH, never argv. */
+export function redisCli(ns: TestNetns, host: string, args: readonly string[], password?: string): Promise<RunResult> {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.REDISCLI_AUTH;
+    if (password !== undefined) env.REDISCLI_AUTH = password;
+    return ns.run("redis-cli", ["--no-auth-warning", "-h", host, "-p", String(PORTS.redis), ...args], { env, timeoutMs: 10000 });
+}
+
+export async function startRtpengine(ns: TestNetns, confPath: string, defaultsPath: string, ngIp: string, secrets: readonly string[]): Promise<Daemon> {
+    const env = parseEnvFile(fs.readFileSync(defaultsPath, "utf8"));
+    const d = ns.spawnDaemon(
+        "rtpengine",
+        "rtpengine",
+        // what Debian's unit runs, with the pid file moved
+        ["-f", "-E", "--no-log-timestamps", "--pidfile", path.join(ns.workDir, "rtpengine.pid"), "--config-file", confPath],
+        { env: { ...process.env, ...env } },
+    );
+    await ns.waitForPort(d, "udp", ngIp, PORTS.rtpengineNg, 20000, secrets);
+    return d;
+}
