@@ -90,3 +90,20 @@ export function hostPrivateIp(subnetCidr: string, role: Role, hostIndex: number)
     if (offset >= cidrSize(s) - 1) throw new Error(`subnet ${subnetCidr} is too small for ${role} #${hostIndex + 1} (offset ${offset})`);
     return intToIp((s.base + offset) >>> 0);
 }
+
+/**
+ * Offset of the proxies' secondary private addresses that carry the floating
+ * VIP Elastic IP (proxy i gets offset 60 + i). A private address holds one EIP
+ * only (AssociateAddress moves away an EIP already there), and each proxy keeps
+ * its own admin EIP on its primary address, so the VIP needs a second one.
+ */
+export const VIP_SECONDARY_OFFSET = 60;
+
+/** The secondary private address of the i-th proxy, where the VIP EIP lands when that proxy is master. */
+export function proxyVipPrivateIp(subnetCidr: string, proxyIndex: number): string {
+    if (proxyIndex < 0 || proxyIndex > 1) throw new Error(`proxy index ${proxyIndex} is outside 0..1 (at most two proxies share a VIP)`);
+    const s = parseCidr(subnetCidr);
+    const offset = VIP_SECONDARY_OFFSET + proxyIndex;
+    if (offset >= cidrSize(s) - 1) throw new Error(`subnet ${subnetCidr} is too small for the VIP address of proxy #${proxyIndex + 1} (offset ${offset})`);
+    return intToIp((s.base + offset) >>> 0);
+}

@@ -4,7 +4,7 @@
 import type { GatewaySpec } from "./spec";
 import { hostCount } from "./spec";
 import { ROLES, Role } from "./ports";
-import { hostPrivateIp, nthSubnet, subnetIndexFor } from "./ipplan";
+import { hostPrivateIp, nthSubnet, proxyVipPrivateIp, subnetIndexFor } from "./ipplan";
 
 export interface HostPlan {
     /** host name, unique in the stack: `<role>-<n>` (n from 1) */
@@ -18,6 +18,12 @@ export interface HostPlan {
     readonly subnetCidr: string;
     /** the fixed private address from the IP plan */
     readonly privateIp: string;
+    /**
+     * sip proxies with vipFailover only: the secondary private address on the
+     * proxy's interface that the VIP EIP is associated with while this proxy is
+     * master (OpenSIPS listens on it, advertising the VIP)
+     */
+    readonly vipPrivateIp?: string;
 }
 
 export interface HostModel extends HostPlan {
@@ -86,6 +92,7 @@ export function planHosts(spec: GatewaySpec): HostPlan[] {
                 zone: spec.availabilityZones[zoneIndex],
                 subnetCidr: subnets[zoneIndex],
                 privateIp: hostPrivateIp(subnets[zoneIndex], role, index),
+                ...(role === "sip-proxy" && spec.vipFailover ? { vipPrivateIp: proxyVipPrivateIp(subnets[zoneIndex], index) } : {}),
             });
         }
     }

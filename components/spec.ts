@@ -257,3 +257,21 @@ function fmt(r: PortRange): string {
 /** The config schema's keys, for Pulumi.yaml and the README table (kept in step by a test). */
 export const SPEC_KEYS: readonly string[] = [...Object.keys(schema.shape), ...SECRET_KEYS];
 export { ROLES };
+
+function baseType(t: z.ZodTypeAny): z.ZodTypeAny {
+    if (t instanceof z.ZodOptional || t instanceof z.ZodDefault) return baseType(t._def.innerType);
+    if (t instanceof z.ZodEffects) return baseType(t._def.schema);
+    return t;
+}
+
+/**
+ * Non-secret keys whose value is a plain string in stack config. Pulumi hands
+ * every value to the program as a string, so index.ts reads these with
+ * config.get (a numeric-looking amiOwner stays a string) and JSON-parses the rest.
+ */
+export const STRING_KEYS: readonly string[] = Object.entries(schema.shape)
+    .filter(([, t]) => {
+        const b = baseType(t as z.ZodTypeAny);
+        return b instanceof z.ZodString || b instanceof z.ZodEnum;
+    })
+    .map(([k]) => k);
