@@ -34,7 +34,7 @@ export interface GatewayMockOptions {
     readonly subnets?: readonly MockSubnet[];
 }
 
-function secret<T>(v: T): pulumi.Output<T> {
+function secret(v: string): pulumi.Output<string> {
     return pulumi.secret(v);
 }
 

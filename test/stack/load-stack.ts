@@ -80,7 +80,7 @@ async function main(): Promise<void> {
     const seen = new Map<string, { resource: any; opts: any; props: Record<string, unknown>; parentType?: string }>();
     let gateway: any;
     const started = Date.now();
-    const result: Partial<LoadedStack> & { scenario: Scenario } = { scenario };
+    const result: { -readonly [K in keyof LoadedStack]?: LoadedStack[K] } & { scenario: Scenario } = { scenario };
     try {
         const outputs = await pulumi.runtime.runInPulumiStack(async () => {
             pulumi.runtime.registerStackTransformation((a) => {
@@ -91,8 +91,10 @@ async function main(): Promise<void> {
             const program = await import("../../index");
             const out: Record<string, { value: unknown; secret: boolean }> = {};
             for (const [k, v] of Object.entries(program)) {
-                if (pulumi.Output.isInstance(v)) out[k] = { value: await new Promise((r) => v.apply(r)), secret: await pulumi.isSecret(v) };
-                else out[k] = { value: v, secret: false };
+                if (pulumi.Output.isInstance(v)) {
+                    const o = v as import("@pulumi/pulumi").Output<unknown>;
+                    out[k] = { value: await new Promise((r) => o.apply(r)), secret: await pulumi.isSecret(o) };
+                } else out[k] = { value: v, secret: false };
             }
             return out;
         });
