@@ -59,3 +59,11 @@ export async function startRtpengine(ns: TestNetns, confPath: string, defaultsPa
     await ns.waitForPort(d, "udp", ngIp, PORTS.rtpengineNg, 20000, secrets);
     return d;
 }
+
+/** turnserver as Debian's unit runs it, with the certificate paths moved to the rendered copies. */
+export async function startTurn(ns: TestNetns, confPath: string, certPath: string, keyPath: string, ip: string, secrets: readonly string[]): Promise<Daemon> {
+    const d = ns.spawnDaemon("turnserver", "turnserver", ["-c", confPath, "--cert", certPath, "--pkey", keyPath, "--pidfile", path.join(ns.workDir, "turnserver.pid")]);
+    await ns.waitForPort(d, "udp", ip, PORTS.turn, 15000, secrets);
+    await ns.waitForPort(d, "tcp", ip, PORTS.turnTls, 15000, secrets);
+    return d;
+}
