@@ -111,7 +111,7 @@ export class GatewayMocks implements pulumi.runtime.Mocks {
                     privateKeyPemPkcs8: secret(`-----BEGIN PRIVATE KEY-----\n${body}pkcs8\n-----END PRIVATE KEY-----\n`),
                     privateKeyOpenssh: secret(`-----BEGIN OPENSSH PRIVATE KEY-----\n${body}ssh\n-----END OPENSSH PRIVATE KEY-----\n`),
                     publicKeyOpenssh: `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI${hex}mock\n`,
-                    publicKeyPem: `-----BEGIN PUBLIC KEY-----\nPUB${body}\n-----END PUBLIC KEY-----\n`,
+                    publicKeyPem: `-----BEGIN PUBLIC KEY-----\nMOCKPUB${hex}\n-----END PUBLIC KEY-----\n`,
                 };
             }
             case "tls:index/selfSignedCert:SelfSignedCert":

@@ -73,6 +73,13 @@ function configOf(scenario: Scenario): { config: Record<string, string>; secretK
 async function main(): Promise<void> {
     const [scenarioJson, outFile] = process.argv.slice(2);
     const scenario = JSON.parse(scenarioJson) as Scenario;
+    // An error thrown inside an apply surfaces as an unhandled rejection, as it does under `pulumi up`; report it as the result.
+    const fail = (e: unknown) => {
+        fs.writeFileSync(outFile, JSON.stringify({ scenario, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e), resources: [], outputs: {}, invokes: [], loadMs: -1 }));
+        process.exit(0);
+    };
+    process.on("unhandledRejection", fail);
+    process.on("uncaughtException", fail);
     const { config, secretKeys } = configOf(scenario);
     const mocks = await installMocks(PROJECT, scenario.stackName ?? scenario.stack, config, secretKeys, { subnets: scenario.subnets });
     // Imported after the mocks so that nothing is constructed before them.
