@@ -1,0 +1,307 @@
+// VM-like local hosts for tests and the lab: each host is its own network
+// namespace on a lab bridge, an overlay root over the cached Debian base, and
+// systemd as PID 1 with sshd, reached with a per-lab deploy key and a lab-only
+// known_hosts. The bridge lives in a namespace of its own (the "lan"), so the
+// machine's own routing never sees lab addresses, hosts have no default
+// route, and two labs with the same IP plan do not collide. Hosts carry the
+// model's private addresses; the lan holds each subnet's first address (the
+// one AWS keeps for its router) so the SSH client can reach them.
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+import { spawn, execFileSync } from "child_process";
+import { intToIp, ipToInt, parseCidr } from "../components/ipplan";
+import { ensureBase, LabBase } from "./base";
+
+export const LAB_PREFIX = "ifbt-";
+const RUN_ROOT = "/run/ifbus-lab";
+
+export interface LabHostSpec {
+    /** host name from the model, e.g. cache-1 */
+    readonly name: string;
+    readonly privateIp: string;
+    /** the CIDR of the host's subnet */
+    readonly subnetCidr: string;
+}
+
+export interface RunResult {
+    readonly code: number;
+    readonly stdout: string;
+    readonly stderr: string;
+}
+
+export interface LabHost extends LabHostSpec {
+    readonly netns: string;
+    /** PID of the host's systemd, seen from the machine */
+    readonly pid1: number;
+    readonly rundir: string;
+    /** milliseconds from starting PID 1 to a successful SSH command */
+    readonly bootMs: number;
+}
+
+function run(cmd: string, args: string[], opts: { input?: string; allowFail?: boolean } = {}): string {
+    try {
+        return execFileSync(cmd, args, { input: opts.input, stdio: ["pipe", "pipe", "pipe"], encoding: "utf8" });
+    } catch (e) {
+        if (opts.allowFail) return "";
+        const err = e as { stderr?: string; message: string };
+        throw new Error(`${cmd} ${args.join(" ")} failed: ${err.stderr?.trim() || err.message}`);
+    }
+}
+
+/** Where the unified (v2) cgroup hierarchy is mounted: hybrid hosts put it under /sys/fs/cgroup/unified. */
+function cgroup2Root(): string {
+    for (const p of ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]) if (fs.existsSync(path.join(p, "cgroup.procs")) && fs.existsSync(path.join(p, "cgroup.subtree_control"))) return p;
+    throw new Error("no cgroup v2 hierarchy found (needed for systemd as PID 1 in lab hosts)");
+}
+
+function rmCgroupTree(dir: string): void {
+    if (!fs.existsSync(dir)) return;
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) rmCgroupTree(path.join(dir, e.name));
+    try {
+        fs.rmdirSync(dir);
+    } catch {
+        /* still populated: the teardown check reports it */
+    }
+}
+
+function sleep(ms: number): Promise<void> {
+    return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Poll `probe` until it returns a value, at most `timeoutMs`. */
+export async function pollUntil<T>(what: string, timeoutMs: number, probe: () => T | undefined | Promise<T | undefined>, intervalMs = 100): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+        const v = await probe();
+        if (v !== undefined) return v;
+        if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+        await sleep(intervalMs);
+    }
+}
+
+export class Lab {
+    readonly lanNs: string;
+    readonly dir: string;
+    readonly keyFile: string;
+    readonly knownHosts: string;
+    readonly hosts = new Map<string, LabHost>();
+    private readonly cgroupDir: string;
+    private vethCount = 0;
+
+    private constructor(
+        readonly id: string,
+        readonly base: LabBase,
+        readonly subnets: readonly string[],
+        readonly vpcCidr: string,
+    ) {
+        this.lanNs = `${LAB_PREFIX}${id}-lan`;
+        this.dir = path.join(RUN_ROOT, id);
+        this.keyFile = path.join(this.dir, "deploy_key");
+        this.knownHosts = path.join(this.dir, "known_hosts");
+        this.cgroupDir = path.join(cgroup2Root(), `ifbus-lab-${id}`);
+    }
+
+    /** The public half of the lab's deploy key (OpenSSH line). */
+    get publicKey(): string {
+        return fs.readFileSync(`${this.keyFile}.pub`, "utf8").trim();
+    }
+
+    /** The private half (for a Pulumi-style connection). */
+    get privateKey(): string {
+        return fs.readFileSync(this.keyFile, "utf8");
+    }
+
+    /**
+     * A lab network for the given subnets (all inside `vpcCidr`): builds or
+     * reuses the base root, creates the lan namespace with its bridge and a
+     * fresh deploy key.
+     */
+    static create(opts: { subnets: readonly string[]; vpcCidr: string; id?: string; base?: LabBase }): Lab {
+        const id = opts.id ?? crypto.randomBytes(3).toString("hex");
+        const lab = new Lab(id, opts.base ?? ensureBase(), opts.subnets, opts.vpcCidr);
+        try {
+            fs.mkdirSync(lab.dir, { recursive: true, mode: 0o700 });
+            run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `ifbus-lab-${id}`, "-f", lab.keyFile]);
+            fs.writeFileSync(lab.knownHosts, "");
+            fs.mkdirSync(lab.cgroupDir, { recursive: true });
+            run("ip", ["netns", "add", lab.lanNs]);
+            run("ip", ["-n", lab.lanNs, "link", "set", "lo", "up"]);
+            run("ip", ["-n", lab.lanNs, "link", "add", "br0", "type", "bridge"]);
+            run("ip", ["-n", lab.lanNs, "link", "set", "br0", "up"]);
+            for (const s of opts.subnets) {
+                const c = parseCidr(s);
+                run("ip", ["-n", lab.lanNs, "addr", "add", `${intToIp(c.base + 1)}/${c.prefix}`, "dev", "br0"]);
+            }
+        } catch (e) {
+            lab.destroy();
+            throw e;
+        }
+        return lab;
+    }
+
+    /** Boot a host: namespace, veth on the bridge, overlay root, sshd with the deploy key; resolves once SSH works. */
+    async addHost(spec: LabHostSpec, opts: { bootTimeoutMs?: number; bindMounts?: readonly string[] } = {}): Promise<LabHost> {
+        if (this.hosts.has(spec.name)) throw new Error(`lab ${this.id} already has a host ${spec.name}`);
+        const netns = `${LAB_PREFIX}${this.id}-${spec.name}`;
+        const rundir = path.join(this.dir, "hosts", spec.name);
+        const root = path.join(rundir, "root");
+        const prefix = parseCidr(spec.subnetCidr).prefix;
+        const veth = `h${++this.vethCount}`;
+        // registered before anything is created so destroy() cleans up a half-built host too
+        const partial: LabHost = { ...spec, netns, pid1: 0, rundir, bootMs: 0 };
+        this.hosts.set(spec.name, partial);
+
+        run("ip", ["netns", "add", netns]);
+        run("ip", ["-n", this.lanNs, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns]);
+        run("ip", ["-n", this.lanNs, "link", "set", veth, "master", "br0", "up"]);
+        run("ip", ["-n", netns, "link", "set", "lo", "up"]);
+        run("ip", ["-n", netns, "addr", "add", `${spec.privateIp}/${prefix}`, "dev", "eth0"]);
+        run("ip", ["-n", netns, "link", "set", "eth0", "up"]);
+        // the other subnets of the VPC are on the same bridge: on-link, never a default route
+        if (this.vpcCidr !== spec.subnetCidr) run("ip", ["-n", netns, "route", "add", this.vpcCidr, "dev", "eth0"]);
+
+        fs.mkdirSync(rundir, { recursive: true });
+        run("mount", ["-t", "tmpfs", "-o", "mode=0700,size=2g", "tmpfs", rundir]);
+        for (const d of ["upper", "work", "root"]) fs.mkdirSync(path.join(rundir, d));
+        run("mount", ["-t", "overlay", "overlay", "-o", `lowerdir=${this.base.rootfs},upperdir=${rundir}/upper,workdir=${rundir}/work`, root]);
+        for (const m of opts.bindMounts ?? []) {
+            fs.mkdirSync(path.join(root, m), { recursive: true });
+            run("mount", ["--bind", "-o", "ro", m, path.join(root, m)]);
+        }
+
+        fs.writeFileSync(path.join(root, "etc/hostname"), `${spec.name}\n`);
+        fs.writeFileSync(path.join(root, "etc/hosts"), `127.0.0.1 localhost\n${spec.privateIp} ${spec.name}\n`);
+        fs.mkdirSync(path.join(root, "root/.ssh"), { recursive: true, mode: 0o700 });
+        fs.writeFileSync(path.join(root, "root/.ssh/authorized_keys"), `${this.publicKey}\n`, { mode: 0o600 });
+        fs.mkdirSync(path.join(root, "etc/ssh/sshd_config.d"), { recursive: true });
+        fs.writeFileSync(path.join(root, "etc/ssh/sshd_config.d/ifbus-lab.conf"), "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUseDNS no\n");
+        run("ssh-keygen", ["-A", "-f", root]);
+        const hostKey = fs.readFileSync(path.join(root, "etc/ssh/ssh_host_ed25519_key.pub"), "utf8").trim().split(" ").slice(0, 2).join(" ");
+        fs.appendFileSync(this.knownHosts, `${spec.privateIp} ${hostKey}\n`);
+        const console = path.join(rundir, "console.log");
+        fs.writeFileSync(console, "");
+
+        const cg = path.join(this.cgroupDir, spec.name);
+        fs.mkdirSync(cg, { recursive: true });
+        const t0 = Date.now();
+        const child = spawn(
+            "bash",
+            [
+                "-c",
+                'echo $$ >"$1/cgroup.procs" && exec nsenter --net="/run/netns/$2" unshare --mount --pid --uts --ipc --cgroup --fork --propagation private bash "$3" "$4" "$5"',
+                "lab-host",
+                cg,
+                netns,
+                path.join(__dirname, "host-init.sh"),
+                root,
+                console,
+            ],
+            { detached: true, stdio: ["ignore", "ignore", "pipe"] },
+        );
+        let spawnErr = "";
+        child.stderr?.on("data", (d) => (spawnErr += d.toString()));
+        child.unref();
+        const unsharePid = child.pid!;
+        const pid1 = await pollUntil(`PID 1 of ${spec.name}`, 10_000, () => {
+            if (child.exitCode !== null) throw new Error(`lab host ${spec.name} did not start: ${spawnErr.trim()}`);
+            const f = `/proc/${unsharePid}/task/${unsharePid}/children`;
+            const kids = fs.existsSync(f) ? fs.readFileSync(f, "utf8").trim() : "";
+            return kids ? Number(kids.split(/\s+/)[0]) : undefined;
+        });
+        const host: LabHost = { ...spec, netns, pid1, rundir, bootMs: 0 };
+        this.hosts.set(spec.name, host);
+        await pollUntil(`SSH on ${spec.name} (${spec.privateIp}); console: ${console}`, opts.bootTimeoutMs ?? 60_000, async () => {
+            if (!fs.existsSync(`/proc/${pid1}`)) throw new Error(`lab host ${spec.name} died while booting; console:\n${fs.readFileSync(console, "utf8").slice(-2000)}`);
+            const r = await this.ssh(spec.name, "true", { connectTimeout: 2 });
+            return r.code === 0 ? true : undefined;
+        }, 200);
+        const booted: LabHost = { ...host, bootMs: Date.now() - t0 };
+        this.hosts.set(spec.name, booted);
+        return booted;
+    }
+
+    private sshArgs(ip: string, connectTimeout: number): string[] {
+        return [
+            `--net=/run/netns/${this.lanNs}`,
+            "ssh",
+            "-i", this.keyFile,
+            "-o", "IdentitiesOnly=yes",
+            "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", `UserKnownHostsFile=${this.knownHosts}`,
+            "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", `ConnectTimeout=${connectTimeout}`,
+            "-o", "LogLevel=ERROR",
+            "-F", "/dev/null",
+            `root@${ip}`,
+        ];
+    }
+
+    /** Run `command` on a host over real SSH, as the remote shell sees it (the way @pulumi/command runs `create`). */
+    ssh(hostName: string, command: string, opts: { stdin?: string; connectTimeout?: number; timeoutMs?: number } = {}): Promise<RunResult> {
+        const host = this.hosts.get(hostName);
+        if (!host) throw new Error(`lab ${this.id} has no host ${hostName}`);
+        return new Promise((resolve, reject) => {
+            const p = spawn("nsenter", [...this.sshArgs(host.privateIp, opts.connectTimeout ?? 5), command], { stdio: ["pipe", "pipe", "pipe"] });
+            let stdout = "";
+            let stderr = "";
+            p.stdout.on("data", (d) => (stdout += d.toString()));
+            p.stderr.on("data", (d) => (stderr += d.toString()));
+            const timer = opts.timeoutMs ? setTimeout(() => p.kill("SIGKILL"), opts.timeoutMs) : undefined;
+            p.on("error", reject);
+            p.on("close", (code, signal) => {
+                if (timer) clearTimeout(timer);
+                resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+            });
+            p.stdin.on("error", () => undefined);
+            p.stdin.end(opts.stdin ?? "");
+        });
+    }
+
+    /** ssh() that throws on a non-zero exit; returns trimmed stdout. */
+    async sh(hostName: string, command: string): Promise<string> {
+        const r = await this.ssh(hostName, command);
+        if (r.code !== 0) throw new Error(`${hostName}: \`${command}\` exited ${r.code}: ${r.stderr.trim()}`);
+        return r.stdout.trim();
+    }
+
+    /** Tear everything down: kill each host's PID 1 (its whole PID namespace dies), unmount, delete namespaces. */
+    destroy(): void {
+        for (const h of this.hosts.values()) {
+            if (h.pid1) {
+                try {
+                    process.kill(h.pid1, "SIGKILL");
+                } catch {
+                    /* already gone */
+                }
+                const deadline = Date.now() + 5000;
+                while (fs.existsSync(`/proc/${h.pid1}`) && Date.now() < deadline) execFileSync("sleep", ["0.05"]);
+            }
+            run("umount", ["-R", path.join(h.rundir, "root")], { allowFail: true });
+            run("umount", [h.rundir], { allowFail: true });
+            run("ip", ["netns", "del", h.netns], { allowFail: true });
+        }
+        this.hosts.clear();
+        run("ip", ["netns", "del", this.lanNs], { allowFail: true });
+        rmCgroupTree(this.cgroupDir);
+        fs.rmSync(this.dir, { recursive: true, force: true });
+    }
+
+    /** What a teardown left behind (namespaces, mounts, cgroups of this lab): empty when clean. */
+    leftovers(): string[] {
+        const out: string[] = [];
+        const ns = run("ip", ["netns", "list"], { allowFail: true });
+        for (const l of ns.split("\n")) if (l.startsWith(`${LAB_PREFIX}${this.id}-`)) out.push(`netns ${l.split(" ")[0]}`);
+        for (const l of fs.readFileSync("/proc/self/mountinfo", "utf8").split("\n")) if (l.includes(this.dir)) out.push(`mount ${l.split(" ")[4]}`);
+        if (fs.existsSync(this.cgroupDir)) out.push(`cgroup ${this.cgroupDir}`);
+        return out;
+    }
+}
+
+/** The first address of a subnet: the lab's stand-in for the AWS router, never a host. */
+export function routerAddress(subnetCidr: string): string {
+    return intToIp(parseCidr(subnetCidr).base + 1);
+}
+
+export { ipToInt };
