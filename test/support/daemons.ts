@@ -6,6 +6,8 @@ import * as fs from "fs";
 import * as path from "path";
 import { PORTS } from "../../components/ports";
 import type { Daemon, RunResult, TestNetns } from "./netns";
+import { runOk } from "./netns";
+import { waitFor } from "./wait";
 
 /** KEY=VALUE lines of a shell-style environment file (as systemd's EnvironmentFile= reads them). */
 export function parseEnvFile(text: string): Record<string, string> {
@@ -65,5 +67,74 @@ export async function startTurn(ns: TestNetns, confPath: string, certPath: strin
     const d = ns.spawnDaemon("turnserver", "turnserver", ["-c", confPath, "--cert", certPath, "--pkey", keyPath, "--pidfile", path.join(ns.workDir, "turnserver.pid")]);
     await ns.waitForPort(d, "udp", ip, PORTS.turn, 15000, secrets);
     await ns.waitForPort(d, "tcp", ip, PORTS.turnTls, 15000, secrets);
+    return d;
+}
+
+export interface MariadbInstance {
+    readonly name: string;
+    /** option file: run-time paths, then !include of the rendered option file */
+    readonly cnf: string;
+    readonly datadir: string;
+}
+
+/**
+ * A node's own datadir, socket and pid file under the namespace's work dir,
+ * and an option file that includes the rendered one (as Debian's my.cnf
+ * includes mariadb.conf.d/), so the rendered settings are what the server runs.
+ */
+export async function prepareMariadb(ns: TestNetns, name: string, renderedCnf: string, install: boolean): Promise<MariadbInstance> {
+    const dir = path.join(ns.workDir, name);
+    const datadir = path.join(dir, "data");
+    fs.mkdirSync(datadir, { recursive: true, mode: 0o755 });
+    fs.chmodSync(dir, 0o755);
+    const cnf = path.join(dir, "my.cnf");
+    fs.writeFileSync(
+        cnf,
+        [
+            "[mysqld]",
+            `datadir = ${datadir}`,
+            `socket = ${path.join(dir, "mysqld.sock")}`,
+            `pid-file = ${path.join(dir, "mysqld.pid")}`,
+            "user = mysql",
+            `!include ${renderedCnf}`,
+            "[client]",
+            `socket = ${path.join(dir, "mysqld.sock")}`,
+            "",
+        ].join("\n"),
+        { mode: 0o644 },
+    );
+    // socket and pid file live beside the datadir: mysql must own the directory
+    await runOk("chown", ["-R", "mysql:mysql", dir]);
+    if (install) await ns.runOk("mariadb-install-db", ["--no-defaults", `--datadir=${datadir}`, "--user=mysql", "--skip-test-db"], { timeoutMs: 60000 });
+    return { name, cnf, datadir };
+}
+
+/** SQL through the node's socket as root; rows as tab-separated lines. */
+export async function mariadbQuery(ns: TestNetns, node: MariadbInstance, sql: string): Promise<string[][]> {
+    const r = await ns.runOk("mariadb", [`--defaults-file=${node.cnf}`, "--batch", "--skip-column-names"], { input: sql, timeoutMs: 30000 });
+    return r.stdout
+        .split("\n")
+        .filter((l) => l !== "")
+        .map((l) => l.split("\t"));
+}
+
+export async function wsrepStatus(ns: TestNetns, node: MariadbInstance): Promise<Record<string, string>> {
+    const rows = await mariadbQuery(ns, node, "SHOW GLOBAL STATUS LIKE 'wsrep_%';");
+    return Object.fromEntries(rows.map(([k, v]) => [k, v ?? ""]));
+}
+
+/** Start mariadbd on the prepared node; wait (bounded) until it is Primary, Synced and ready. */
+export async function startMariadb(ns: TestNetns, node: MariadbInstance, newCluster: boolean, secrets: readonly string[], timeoutMs = 120000): Promise<Daemon> {
+    const args = [`--defaults-file=${node.cnf}`];
+    if (newCluster) args.push("--wsrep-new-cluster");
+    const d = ns.spawnDaemon(`mariadbd-${node.name}-${Date.now()}`, "mariadbd", args);
+    await waitFor(
+        async () => {
+            d.assertRunning(secrets);
+            const s = await wsrepStatus(ns, node);
+            return s.wsrep_ready === "ON" && s.wsrep_cluster_status === "Primary" && s.wsrep_local_state_comment === "Synced";
+        },
+        { what: `${node.name} to be Primary, Synced and ready`, timeoutMs, intervalMs: 200 },
+    );
     return d;
 }

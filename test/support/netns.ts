@@ -42,6 +42,8 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
                 resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout: String(stdout), stderr: String(stderr) });
             },
         );
+        // a child that exits before reading its input must not crash the test with EPIPE
+        child.stdin?.on("error", () => undefined);
         if (opts.input !== undefined) child.stdin?.end(opts.input);
     });
 }
@@ -172,6 +174,8 @@ export class TestNetns {
 
     private constructor(readonly name: string) {
         this.workDir = fs.mkdtempSync(path.join(os.tmpdir(), `${name}-`));
+        // daemons that drop privileges (mysql, redis) must reach their files below it
+        fs.chmodSync(this.workDir, 0o755);
     }
 
     /** /run/netns/<name>, for nsenter --net= */

@@ -83,12 +83,32 @@ export const specArbitrary: fc.Arbitrary<GatewaySpec> = fc
         return parseSpec(raw, `gen${v.second}`);
     });
 
-/** Write rendered files under `root` at their absolute paths; returns a lookup by path. */
+function idOf(dbFile: string, name: string): number | undefined {
+    const line = fs
+        .readFileSync(dbFile, "utf8")
+        .split("\n")
+        .find((l) => l.startsWith(`${name}:`));
+    return line ? Number(line.split(":")[2]) : undefined;
+}
+
+/**
+ * Write rendered files under `root` at their absolute paths, with their
+ * mode, and (as root, when the account exists here) their owner and group,
+ * so a daemon that drops privileges reads them as it would on the host.
+ * Directories are made traversable (0755). Returns a lookup by path.
+ */
 export function writeTree(root: string, files: readonly RenderedFile[]): (p: string) => string {
+    const asRoot = typeof process.getuid === "function" && process.getuid() === 0;
     for (const f of files) {
         const dest = path.join(root, f.path);
-        fs.mkdirSync(path.dirname(dest), { recursive: true });
+        fs.mkdirSync(path.dirname(dest), { recursive: true, mode: 0o755 });
         fs.writeFileSync(dest, f.content, { mode: parseInt(f.mode, 8) });
+        fs.chmodSync(dest, parseInt(f.mode, 8));
+        if (asRoot) {
+            const uid = idOf("/etc/passwd", f.owner);
+            const gid = idOf("/etc/group", f.group);
+            if (uid !== undefined && gid !== undefined) fs.chownSync(dest, uid, gid);
+        }
     }
     return (p: string) => {
         if (!files.some((f) => f.path === p)) throw new Error(`no rendered file ${p}; have: ${files.map((f) => f.path).join(", ")}`);
