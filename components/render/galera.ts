@@ -1,17 +1,18 @@
 // Database (MariaDB 10.11 + Galera 4 from Debian 12): the server/Galera
-// option file and the accounts SQL. Pure.
+// option file and the SST account SQL, plus the OpenSIPS schema and seed SQL
+// (opensips-schema.ts, which also creates the proxies' accounts). Pure.
 import type { GatewayModel, HostModel } from "../model";
 import { PORTS } from "../ports";
 import { renderTemplate } from "./engine";
 import type { RenderedFile } from "./types";
 import { headerFor, privateIpsOf, requireRole, safeSecret } from "./common";
+import { OPENSIPS_DB_NAME, OPENSIPS_DB_USER, renderDatabaseSchema } from "./opensips-schema";
 
 export const GALERA_CNF_PATH = "/etc/mysql/mariadb.conf.d/60-galera.cnf";
-export const ACCOUNTS_SQL_PATH = "/etc/mysql/ifbus-accounts.sql";
+/** beside the OpenSIPS schema SQL; the deploy plan runs them in path order on the bootstrap node */
+export const ACCOUNTS_SQL_PATH = "/etc/ifbus/sql/accounts.sql";
 export const MARIADB_SERVICE = "mariadb";
-/** The database and account OpenSIPS uses (db_url mysql://opensips:...@.../opensips). */
-export const OPENSIPS_DB_NAME = "opensips";
-export const OPENSIPS_DB_USER = "opensips";
+export { OPENSIPS_DB_NAME, OPENSIPS_DB_USER };
 export const SST_DB_USER = "sst";
 /** At or below the 20000 open-file hard limit seen in the lab (LAB-NOTES). */
 export const OPEN_FILES_LIMIT = 16384;
@@ -42,6 +43,7 @@ export function renderDatabase(model: GatewayModel, host: HostModel): RenderedFi
             // dev database comes back after a reboot without a manual bootstrap
             clusterIps: singleNode ? [] : dbIps,
             gcacheSize: model.spec.galeraGcacheSize,
+            sstUser: SST_DB_USER,
             sstPassword: safeSecret(cnfTemplate, "databaseSstPassword", model.secrets.databaseSstPassword),
         },
         header,
@@ -50,11 +52,8 @@ export function renderDatabase(model: GatewayModel, host: HostModel): RenderedFi
     const sql = renderTemplate(
         sqlTemplate,
         {
+            sstUser: SST_DB_USER,
             sstPassword: safeSecret(sqlTemplate, "databaseSstPassword", model.secrets.databaseSstPassword),
-            dbUser: OPENSIPS_DB_USER,
-            dbName: OPENSIPS_DB_NAME,
-            dbPassword: safeSecret(sqlTemplate, "databasePassword", model.secrets.databasePassword),
-            proxyIps: privateIpsOf(model, "sip-proxy"),
         },
         header,
         "--",
@@ -64,5 +63,6 @@ export function renderDatabase(model: GatewayModel, host: HostModel): RenderedFi
         { path: GALERA_CNF_PATH, content: cnf, mode: "0640", owner: "root", group: "mysql", service: MARIADB_SERVICE, secret: true },
         // applied by the deploy step with the admin account; no daemon reads it
         { path: ACCOUNTS_SQL_PATH, content: sql, mode: "0600", owner: "root", group: "root", service: "none", secret: true },
+        ...renderDatabaseSchema(model, host),
     ];
 }
