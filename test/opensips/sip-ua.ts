@@ -1,0 +1,619 @@
+// A tiny SIP user agent for the proxy tests: UDP and secure WebSocket
+// transports (RFC 7118), MD5 digest (RFC 2617/3261), INVITE/ACK/BYE dialogs,
+// and a few SDP builders (a browser-like WebRTC offer/answer, plain RTP).
+//
+// A test process cannot enter a network namespace, so runInNetns() runs this
+// file as a script inside one (stdin: JSON scenario, stdout: JSON result),
+// like test/support/ng.ts.
+import * as crypto from "crypto";
+import * as dgram from "dgram";
+import * as path from "path";
+import WebSocket from "ws";
+import type { TestNetns } from "../support/netns";
+
+// ---------------------------------------------------------------- messages
+
+export interface SipMessage {
+    readonly startLine: string;
+    /** request method, undefined for responses */
+    readonly method?: string;
+    readonly ruri?: string;
+    /** response status, undefined for requests */
+    readonly status?: number;
+    readonly headers: readonly (readonly [string, string])[];
+    readonly body: string;
+}
+
+export function parseSip(text: string): SipMessage {
+    const sep = text.indexOf("\r\n\r\n");
+    const head = sep < 0 ? text : text.slice(0, sep);
+    const body = sep < 0 ? "" : text.slice(sep + 4);
+    const lines = head.split("\r\n");
+    const startLine = lines[0];
+    const headers: [string, string][] = [];
+    for (const l of lines.slice(1)) {
+        if (/^[ \t]/.test(l) && headers.length) headers[headers.length - 1][1] += ` ${l.trim()}`;
+        else {
+            const c = l.indexOf(":");
+            if (c > 0) headers.push([l.slice(0, c).trim(), l.slice(c + 1).trim()]);
+        }
+    }
+    const resp = /^SIP\/2\.0 (\d{3}) /.exec(startLine);
+    if (resp) return { startLine, status: Number(resp[1]), headers, body };
+    const req = /^([A-Z]+) (\S+) SIP\/2\.0$/.exec(startLine);
+    if (!req) throw new Error(`not a SIP message: ${JSON.stringify(startLine)}`);
+    return { startLine, method: req[1], ruri: req[2], headers, body };
+}
+
+const COMPACT: Record<string, string> = { v: "via", f: "from", t: "to", i: "call-id", m: "contact", l: "content-length", c: "content-type" };
+const norm = (n: string) => COMPACT[n.toLowerCase()] ?? n.toLowerCase();
+
+export function hdrs(m: SipMessage, name: string): string[] {
+    return m.headers.filter(([n]) => norm(n) === norm(name)).map(([, v]) => v);
+}
+
+export function hdr(m: SipMessage, name: string): string | undefined {
+    return hdrs(m, name)[0];
+}
+
+function tagOf(v: string | undefined): string | undefined {
+    return v ? /;tag=([^;>\s]+)/.exec(v)?.[1] : undefined;
+}
+
+/** The URI inside a name-addr (`<sip:...>`) or a bare addr-spec. */
+function uriOf(v: string): string {
+    const m = /<([^>]+)>/.exec(v);
+    return m ? m[1] : v.split(";")[0].trim();
+}
+
+function serialize(startLine: string, headers: readonly (readonly [string, string])[], body = ""): string {
+    const lines = [startLine, ...headers.filter(([n]) => n.toLowerCase() !== "content-length").map(([n, v]) => `${n}: ${v}`)];
+    lines.push(`Content-Length: ${Buffer.byteLength(body)}`);
+    return `${lines.join("\r\n")}\r\n\r\n${body}`;
+}
+
+const rand = (n = 8) => crypto.randomBytes(n).toString("hex");
+
+// ---------------------------------------------------------------- digest
+
+/** Authorization / Proxy-Authorization value answering a Digest challenge (MD5, qop=auth when offered). */
+export function digestAnswer(challenge: string, user: string, password: string, method: string, uri: string): string {
+    const p: Record<string, string> = {};
+    for (const m of challenge.replace(/^Digest\s+/i, "").matchAll(/(\w+)=("([^"]*)"|[^,\s]+)/g)) p[m[1].toLowerCase()] = m[3] ?? m[2];
+    const md5 = (s: string) => crypto.createHash("md5").update(s).digest("hex");
+    const ha1 = md5(`${user}:${p.realm}:${password}`);
+    const ha2 = md5(`${method}:${uri}`);
+    const qop = p.qop?.split(",").map((q) => q.trim()).includes("auth") ? "auth" : undefined;
+    const cnonce = rand(8);
+    const nc = "00000001";
+    const response = qop ? md5(`${ha1}:${p.nonce}:${nc}:${cnonce}:${qop}:${ha2}`) : md5(`${ha1}:${p.nonce}:${ha2}`);
+    const parts = [`username="${user}"`, `realm="${p.realm}"`, `nonce="${p.nonce}"`, `uri="${uri}"`, `response="${response}"`, "algorithm=MD5"];
+    if (p.opaque) parts.push(`opaque="${p.opaque}"`);
+    if (qop) parts.push(`qop=${qop}`, `nc=${nc}`, `cnonce="${cnonce}"`);
+    return `Digest ${parts.join(", ")}`;
+}
+
+// ---------------------------------------------------------------- transports
+
+abstract class Transport {
+    private readonly queue: SipMessage[] = [];
+    private waiters: { pred: (m: SipMessage) => boolean; resolve: (m: SipMessage) => void }[] = [];
+    /** every message received, for the test's evidence */
+    readonly received: SipMessage[] = [];
+
+    abstract readonly viaProto: string;
+    abstract readonly sentBy: string;
+    abstract readonly contactHostPort: string;
+    abstract readonly contactParams: string;
+    abstract send(text: string): void;
+    abstract close(): void;
+
+    protected deliver(text: string): void {
+        let m: SipMessage;
+        try {
+            m = parseSip(text);
+        } catch {
+            return;
+        }
+        this.received.push(m);
+        const w = this.waiters.find((x) => x.pred(m));
+        if (w) {
+            this.waiters = this.waiters.filter((x) => x !== w);
+            w.resolve(m);
+            return;
+        }
+        this.queue.push(m);
+    }
+
+    /** The next message matching `pred` (already queued or still to come), bounded. */
+    next(pred: (m: SipMessage) => boolean, what: string, timeoutMs = 8000): Promise<SipMessage> {
+        const i = this.queue.findIndex(pred);
+        if (i >= 0) return Promise.resolve(this.queue.splice(i, 1)[0]);
+        return new Promise((resolve, reject) => {
+            const entry = {
+                pred,
+                resolve: (m: SipMessage) => {
+                    clearTimeout(t);
+                    resolve(m);
+                },
+            };
+            const t = setTimeout(() => {
+                this.waiters = this.waiters.filter((x) => x !== entry);
+                reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; received so far: ${this.received.map((m) => m.startLine).join(" | ")}`));
+            }, timeoutMs);
+            this.waiters.push(entry);
+        });
+    }
+}
+
+export class UdpTransport extends Transport {
+    readonly viaProto = "UDP";
+    private constructor(
+        private readonly sock: dgram.Socket,
+        private readonly localIp: string,
+        private readonly localPort: number,
+        private readonly proxyIp: string,
+        private readonly proxyPort: number,
+    ) {
+        super();
+        sock.on("message", (buf) => this.deliver(buf.toString("utf8")));
+    }
+    static open(localIp: string, proxyIp: string, proxyPort: number): Promise<UdpTransport> {
+        return new Promise((resolve, reject) => {
+            const s = dgram.createSocket("udp4");
+            s.once("error", reject);
+            s.bind(0, localIp, () => resolve(new UdpTransport(s, localIp, s.address().port, proxyIp, proxyPort)));
+        });
+    }
+    get sentBy(): string {
+        return `${this.localIp}:${this.localPort}`;
+    }
+    get contactHostPort(): string {
+        return this.sentBy;
+    }
+    readonly contactParams = "";
+    send(text: string): void {
+        // an outbound-proxy UA: everything goes to the proxy's private address
+        this.sock.send(Buffer.from(text), this.proxyPort, this.proxyIp);
+    }
+    close(): void {
+        this.sock.close();
+    }
+}
+
+export class WsTransport extends Transport {
+    readonly viaProto = "WSS";
+    // RFC 7118: browsers cannot learn their address, so Via and Contact carry a made-up .invalid host
+    readonly sentBy = `${rand(4)}.invalid`;
+    readonly contactHostPort = this.sentBy;
+    readonly contactParams = ";transport=ws";
+    private constructor(private readonly ws: WebSocket) {
+        super();
+        ws.on("message", (data) => this.deliver(data.toString()));
+    }
+    static open(url: string, opts: { ca: string; servername: string; localAddress: string; origin: string }): Promise<WsTransport> {
+        return new Promise((resolve, reject) => {
+            // proto_wss refuses a handshake without Origin (require_origin, DOMAIN-FACTS 9)
+            // servername: SNI and the name the certificate is checked against (we dial the private IP)
+            const options: WebSocket.ClientOptions & { servername: string } = {
+                ca: opts.ca,
+                servername: opts.servername,
+                localAddress: opts.localAddress,
+                headers: { Origin: opts.origin },
+                handshakeTimeout: 5000,
+            };
+            const ws = new WebSocket(url, "sip", options);
+            ws.once("open", () => resolve(new WsTransport(ws)));
+            ws.once("error", reject);
+            ws.once("unexpected-response", (_req, res) => reject(new Error(`WebSocket handshake refused: HTTP ${res.statusCode}`)));
+        });
+    }
+    send(text: string): void {
+        this.ws.send(text);
+    }
+    close(): void {
+        this.ws.close();
+    }
+}
+
+// ---------------------------------------------------------------- user agent
+
+export interface Dialog {
+    readonly callId: string;
+    readonly localTag: string;
+    readonly remoteTag: string;
+    readonly localUri: string;
+    readonly remoteUri: string;
+    readonly remoteTarget: string;
+    /** Route set, in the order this side puts it into requests */
+    readonly routes: readonly string[];
+    cseq: number;
+}
+
+export interface RequestResult {
+    readonly final: SipMessage;
+    readonly provisional: readonly SipMessage[];
+    /** status of every final response, challenges included, in order */
+    readonly statuses: readonly number[];
+}
+
+export class UserAgent {
+    cseq = 1;
+    constructor(
+        readonly user: string,
+        readonly password: string,
+        readonly domain: string,
+        readonly t: Transport,
+    ) {}
+
+    get aor(): string {
+        return `sip:${this.user}@${this.domain}`;
+    }
+    get contact(): string {
+        return `<sip:${this.user}@${this.t.contactHostPort}${this.t.contactParams}>`;
+    }
+    private via(): [string, string] {
+        return ["Via", `SIP/2.0/${this.t.viaProto} ${this.t.sentBy};branch=z9hG4bK${rand(8)};rport`];
+    }
+
+    /** Send a request and collect responses up to a final one (1xx skipped, returned as provisional). */
+    async transaction(method: string, ruri: string, headers: [string, string][], body = "", timeoutMs = 8000): Promise<{ final: SipMessage; provisional: SipMessage[] }> {
+        const callId = headers.find(([n]) => n === "Call-ID")![1];
+        const cseq = headers.find(([n]) => n === "CSeq")![1];
+        this.t.send(serialize(`${method} ${ruri} SIP/2.0`, headers, body));
+        const provisional: SipMessage[] = [];
+        for (;;) {
+            const r = await this.t.next((m) => m.status !== undefined && hdr(m, "Call-ID") === callId && hdr(m, "CSeq") === cseq, `a response to ${method} ${cseq}`, timeoutMs);
+            if (r.status! >= 200) return { final: r, provisional };
+            provisional.push(r);
+        }
+    }
+
+    /** REGISTER, answering one digest challenge with `password` (default: the UA's own). */
+    async register(opts: { password?: string; toUser?: string; expires?: number; authUser?: string } = {}): Promise<RequestResult> {
+        const callId = `${rand(8)}@ifbt`;
+        const fromTag = rand(4);
+        const to = `sip:${opts.toUser ?? this.user}@${this.domain}`;
+        const ruri = `sip:${this.domain}`;
+        const statuses: number[] = [];
+        let auth: [string, string] | undefined;
+        for (let attempt = 0; attempt < 2; attempt++) {
+            const h: [string, string][] = [
+                this.via(),
+                ["Max-Forwards", "70"],
+                ["From", `<${to}>;tag=${fromTag}`],
+                ["To", `<${to}>`],
+                ["Call-ID", callId],
+                ["CSeq", `${this.cseq++} REGISTER`],
+                ["Contact", `${this.contact};expires=${opts.expires ?? 600}`],
+                ["Expires", String(opts.expires ?? 600)],
+            ];
+            if (auth) h.push(auth);
+            const { final, provisional } = await this.transaction("REGISTER", ruri, h);
+            statuses.push(final.status!);
+            const challenge = hdr(final, "WWW-Authenticate");
+            if (final.status === 401 && challenge && !auth) {
+                auth = ["Authorization", digestAnswer(challenge, opts.authUser ?? this.user, opts.password ?? this.password, "REGISTER", ruri)];
+                continue;
+            }
+            return { final, provisional, statuses };
+        }
+        throw new Error("unreachable");
+    }
+
+    /** OPTIONS to `ruri`, no authentication. */
+    async options(ruri: string): Promise<SipMessage> {
+        const h: [string, string][] = [
+            this.via(),
+            ["Max-Forwards", "70"],
+            ["From", `<${this.aor}>;tag=${rand(4)}`],
+            ["To", `<${ruri}>`],
+            ["Call-ID", `${rand(8)}@ifbt`],
+            ["CSeq", `${this.cseq++} OPTIONS`],
+        ];
+        return (await this.transaction("OPTIONS", ruri, h)).final;
+    }
+
+    /**
+     * INVITE `target` with `sdp`, answering one proxy challenge when
+     * `authenticate`; on 2xx send the ACK and return the dialog.
+     */
+    async invite(target: string, sdp: string, authenticate = true): Promise<RequestResult & { dialog?: Dialog }> {
+        const callId = `${rand(8)}@ifbt`;
+        const fromTag = rand(4);
+        const statuses: number[] = [];
+        const provisionals: SipMessage[] = [];
+        let auth: [string, string] | undefined;
+        for (let attempt = 0; attempt < 2; attempt++) {
+            const cseq = this.cseq++;
+            const via = this.via();
+            const h: [string, string][] = [
+                via,
+                ["Max-Forwards", "70"],
+                ["From", `<${this.aor}>;tag=${fromTag}`],
+                ["To", `<${target}>`],
+                ["Call-ID", callId],
+                ["CSeq", `${cseq} INVITE`],
+                ["Contact", this.contact],
+                ["Content-Type", "application/sdp"],
+            ];
+            if (auth) h.push(auth);
+            const { final, provisional } = await this.transaction("INVITE", target, h, sdp, 15000);
+            provisionals.push(...provisional);
+            statuses.push(final.status!);
+            if (final.status! >= 300) {
+                // ACK for a negative final response: same branch, hop by hop (RFC 3261 17.1.1.3)
+                this.t.send(
+                    serialize(`ACK ${target} SIP/2.0`, [via, ["Max-Forwards", "70"], ["From", `<${this.aor}>;tag=${fromTag}`], ["To", hdr(final, "To")!], ["Call-ID", callId], ["CSeq", `${cseq} ACK`]]),
+                );
+                const challenge = hdr(final, "Proxy-Authenticate");
+                if (final.status === 407 && challenge && authenticate && !auth) {
+                    auth = ["Proxy-Authorization", digestAnswer(challenge, this.user, this.password, "INVITE", target)];
+                    continue;
+                }
+                return { final, provisional: provisionals, statuses };
+            }
+            const dialog: Dialog = {
+                callId,
+                localTag: fromTag,
+                remoteTag: tagOf(hdr(final, "To"))!,
+                localUri: this.aor,
+                remoteUri: target,
+                remoteTarget: uriOf(hdr(final, "Contact")!),
+                // a UAC uses the Record-Route of the 2xx in reverse order (RFC 3261 12.1.2)
+                routes: hdrs(final, "Record-Route").flatMap((v) => v.split(/,(?=\s*<)/)).map((v) => v.trim()).reverse(),
+                cseq,
+            };
+            this.sendInDialog(dialog, "ACK", cseq);
+            return { final, provisional: provisionals, statuses, dialog };
+        }
+        throw new Error("unreachable");
+    }
+
+    private inDialogHeaders(d: Dialog, method: string, cseq: number): [string, string][] {
+        const h: [string, string][] = [
+            this.via(),
+            ["Max-Forwards", "70"],
+            ["From", `<${d.localUri}>;tag=${d.localTag}`],
+            ["To", `<${d.remoteUri}>;tag=${d.remoteTag}`],
+            ["Call-ID", d.callId],
+            ["CSeq", `${cseq} ${method}`],
+        ];
+        for (const r of d.routes) h.push(["Route", r]);
+        return h;
+    }
+
+    private sendInDialog(d: Dialog, method: string, cseq: number): void {
+        this.t.send(serialize(`${method} ${d.remoteTarget} SIP/2.0`, this.inDialogHeaders(d, method, cseq)));
+    }
+
+    async bye(d: Dialog): Promise<SipMessage> {
+        d.cseq++;
+        return (await this.transaction("BYE", d.remoteTarget, this.inDialogHeaders(d, "BYE", d.cseq))).final;
+    }
+
+    /** Wait for an incoming request. */
+    waitRequest(method: string, timeoutMs = 8000): Promise<SipMessage> {
+        return this.t.next((m) => m.method === method, `an incoming ${method} at ${this.user}`, timeoutMs);
+    }
+
+    /** Answer `req`; for INVITE the To tag is kept per request (pass the same `toTag`). */
+    respond(req: SipMessage, status: number, reason: string, opts: { toTag?: string; body?: string } = {}): void {
+        const h: [string, string][] = [];
+        for (const v of hdrs(req, "Via")) h.push(["Via", v]);
+        // a UAS copies Record-Route into its dialog-creating responses (RFC 3261 12.1.1)
+        if (req.method === "INVITE" && status > 100 && status < 300) for (const v of hdrs(req, "Record-Route")) h.push(["Record-Route", v]);
+        h.push(["From", hdr(req, "From")!]);
+        const to = hdr(req, "To")!;
+        h.push(["To", status > 100 && !tagOf(to) && opts.toTag ? `${to};tag=${opts.toTag}` : to]);
+        h.push(["Call-ID", hdr(req, "Call-ID")!], ["CSeq", hdr(req, "CSeq")!]);
+        if (req.method === "INVITE" && status > 100 && status < 300) h.push(["Contact", this.contact]);
+        if (opts.body) h.push(["Content-Type", "application/sdp"]);
+        this.t.send(serialize(`SIP/2.0 ${status} ${reason}`, h, opts.body ?? ""));
+    }
+
+    /**
+     * Callee side of a call: wait for the INVITE, ring (180) for `ringMs`
+     * (an instant answer hides the DTLS role race, DOMAIN-FACTS 9), answer
+     * 200 with `sdp`, wait for the ACK. Returns the INVITE as received.
+     */
+    async answerNextCall(sdp: string, ringMs = 300): Promise<SipMessage> {
+        const inv = await this.waitRequest("INVITE");
+        const toTag = rand(4);
+        this.respond(inv, 100, "Trying");
+        this.respond(inv, 180, "Ringing", { toTag });
+        await new Promise((r) => setTimeout(r, ringMs));
+        this.respond(inv, 200, "OK", { toTag, body: sdp });
+        await this.t.next((m) => m.method === "ACK" && hdr(m, "Call-ID") === hdr(inv, "Call-ID"), `the ACK at ${this.user}`);
+        return inv;
+    }
+
+    /** Answer the BYE of the call `inv` started. */
+    async answerBye(inv: SipMessage): Promise<void> {
+        const bye = await this.t.next((m) => m.method === "BYE" && hdr(m, "Call-ID") === hdr(inv, "Call-ID"), `the BYE at ${this.user}`);
+        this.respond(bye, 200, "OK");
+    }
+}
+
+// ---------------------------------------------------------------- SDP
+
+function fingerprint(): string {
+    return crypto
+        .randomBytes(32)
+        .toString("hex")
+        .toUpperCase()
+        .match(/../g)!
+        .join(":");
+}
+
+/** What a browser (Chrome) offers or answers: ICE, DTLS-SRTP, rtcp-mux, mid. */
+export function webrtcSdp(ip: string, port: number, setup: "actpass" | "active"): string {
+    const id = Date.now();
+    return [
+        "v=0",
+        `o=- ${id} 2 IN IP4 127.0.0.1`,
+        "s=-",
+        "t=0 0",
+        "a=msid-semantic: WMS",
+        `m=audio ${port} UDP/TLS/RTP/SAVPF 111 0 8 126`,
+        `c=IN IP4 ${ip}`,
+        `a=rtcp:${port} IN IP4 ${ip}`,
+        `a=candidate:1 1 udp 2122260223 ${ip} ${port} typ host generation 0`,
+        `a=ice-ufrag:${rand(2)}`,
+        `a=ice-pwd:${rand(12)}`,
+        "a=ice-options:trickle",
+        `a=fingerprint:sha-256 ${fingerprint()}`,
+        `a=setup:${setup}`,
+        "a=mid:0",
+        "a=sendrecv",
+        "a=rtcp-mux",
+        "a=rtpmap:111 opus/48000/2",
+        "a=fmtp:111 minptime=10;useinbandfec=1",
+        "a=rtpmap:0 PCMU/8000",
+        "a=rtpmap:8 PCMA/8000",
+        "a=rtpmap:126 telephone-event/8000",
+        "",
+    ].join("\r\n");
+}
+
+/** A SIP phone or PBX: plain RTP, G.711. */
+export function plainSdp(ip: string, port: number): string {
+    return [
+        "v=0",
+        `o=- ${Date.now()} 1 IN IP4 ${ip}`,
+        "s=-",
+        `c=IN IP4 ${ip}`,
+        "t=0 0",
+        `m=audio ${port} RTP/AVP 0 8 101`,
+        "a=rtpmap:0 PCMU/8000",
+        "a=rtpmap:8 PCMA/8000",
+        "a=rtpmap:101 telephone-event/8000",
+        "a=sendrecv",
+        "",
+    ].join("\r\n");
+}
+
+// ---------------------------------------------------------------- scenarios (run inside the namespace)
+
+export interface ScenarioInput {
+    readonly proxyIp: string;
+    readonly sipPort: number;
+    readonly wssPort: number;
+    readonly domain: string;
+    /** the stack's CA: the WSS client verifies the proxy's certificate against it */
+    readonly caPem: string;
+    readonly clientIp: string;
+    readonly trunkIp?: string;
+    readonly users: Readonly<Record<string, string>>;
+    readonly scenario: "options" | "register" | "calls";
+}
+
+export interface ObservedCall {
+    readonly statuses: readonly number[];
+    readonly final: number;
+    /** the SDP the callee received in the INVITE */
+    readonly offerAtCallee: string;
+    /** the SDP the caller received in the 200 */
+    readonly answerAtCaller: string;
+    readonly byeStatus: number;
+}
+
+async function scenario(inp: ScenarioInput): Promise<unknown> {
+    const opened: Transport[] = [];
+    const udp = async (ip = inp.clientIp) => {
+        const t = await UdpTransport.open(ip, inp.proxyIp, inp.sipPort);
+        opened.push(t);
+        return t;
+    };
+    const wss = async () => {
+        const t = await WsTransport.open(`wss://${inp.proxyIp}:${inp.wssPort}/`, {
+            ca: inp.caPem,
+            servername: inp.domain,
+            localAddress: inp.clientIp,
+            origin: `https://${inp.domain}`,
+        });
+        opened.push(t);
+        return t;
+    };
+    const [alice, bob] = Object.keys(inp.users);
+    try {
+        if (inp.scenario === "options") {
+            const ua = new UserAgent("probe", "", inp.domain, await udp());
+            const r = await ua.options(`sip:${inp.proxyIp}:${inp.sipPort}`);
+            return { status: r.status, server: hdr(r, "Server") ?? null };
+        }
+        if (inp.scenario === "register") {
+            const ua = new UserAgent(alice, inp.users[alice], inp.domain, await udp());
+            const good = await ua.register();
+            const wrongPassword = await ua.register({ password: `${inp.users[alice]}-wrong` });
+            const otherUsersAor = await ua.register({ toUser: bob });
+            const unknownUser = await new UserAgent("nobody", "x", inp.domain, await udp()).register();
+            const browser = new UserAgent(bob, inp.users[bob], inp.domain, await wss());
+            const overWss = await browser.register();
+            // leave no contact behind: a later call to these users would fork to it
+            const removed = [(await ua.register({ expires: 0 })).final.status, (await browser.register({ expires: 0 })).final.status];
+            const firstChallenge = ua.t.received.find((m) => m.status === 401);
+            return {
+                good: { statuses: good.statuses, contact: hdr(good.final, "Contact") ?? null, challenge: firstChallenge ? (hdr(firstChallenge, "WWW-Authenticate") ?? null) : null },
+                wrongPassword: wrongPassword.statuses,
+                otherUsersAor: otherUsersAor.statuses,
+                unknownUser: unknownUser.statuses,
+                overWss: overWss.statuses,
+                removed,
+            };
+        }
+        // calls: alice on WSS (a browser), bob on UDP (a phone), both registered
+        const browser = new UserAgent(alice, inp.users[alice], inp.domain, await wss());
+        const phone = new UserAgent(bob, inp.users[bob], inp.domain, await udp());
+        const regs = [await browser.register(), await phone.register()].map((r) => r.final.status);
+        const call = async (caller: UserAgent, callee: UserAgent, offer: string, answer: string, authenticate = true): Promise<ObservedCall> => {
+            const answered = callee.answerNextCall(answer);
+            const r = await caller.invite(`sip:${callee.user}@${inp.domain}`, offer, authenticate);
+            const inv = await answered;
+            let byeStatus = 0;
+            if (r.dialog) {
+                const byeSeen = callee.answerBye(inv);
+                byeStatus = (await caller.bye(r.dialog)).status!;
+                await byeSeen;
+            }
+            return { statuses: r.statuses, final: r.final.status!, offerAtCallee: inv.body, answerAtCaller: r.final.body, byeStatus };
+        };
+        const browserToPhone = await call(browser, phone, webrtcSdp(inp.clientIp, 50000, "actpass"), plainSdp(inp.clientIp, 40000));
+        const phoneToBrowser = await call(phone, browser, plainSdp(inp.clientIp, 40002), webrtcSdp(inp.clientIp, 50002, "active"));
+        let trunkToBrowser: ObservedCall | null = null;
+        if (inp.trunkIp) {
+            const carrier = new UserAgent("carrier", "", inp.trunkIp, await udp(inp.trunkIp));
+            trunkToBrowser = await call(carrier, browser, plainSdp(inp.trunkIp, 40004), webrtcSdp(inp.clientIp, 50004, "active"), false);
+        }
+        let unauthenticated: number[] = [];
+        {
+            const stranger = new UserAgent(bob, "", inp.domain, await udp());
+            unauthenticated = (await stranger.invite(`sip:${alice}@${inp.domain}`, plainSdp(inp.clientIp, 40006), false)).statuses as number[];
+        }
+        return { registrations: regs, browserToPhone, phoneToBrowser, trunkToBrowser, unauthenticated };
+    } finally {
+        for (const t of opened) t.close();
+    }
+}
+
+/** Run a scenario inside `ns` (this file as a script); returns its JSON result. */
+export async function runInNetns<T>(ns: TestNetns, input: ScenarioInput, timeoutMs = 60000): Promise<T> {
+    const repo = path.resolve(__dirname, "..", "..");
+    const r = await ns.run(process.execPath, ["--import", "tsx", __filename], { input: JSON.stringify(input), cwd: repo, timeoutMs });
+    if (r.code !== 0) throw new Error(`SIP scenario "${input.scenario}" in ${ns.name} failed: ${r.stderr.trim()}`);
+    return JSON.parse(r.stdout) as T;
+}
+
+async function main(): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    const input = JSON.parse(Buffer.concat(chunks).toString("utf8")) as ScenarioInput;
+    process.stdout.write(JSON.stringify(await scenario(input)));
+}
+
+if (require.main === module) {
+    main().catch((e) => {
+        process.stderr.write(`${(e as Error).stack ?? e}\n`);
+        process.exit(1);
+    });
+}
