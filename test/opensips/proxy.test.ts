@@ -53,19 +53,23 @@ interface RunningProxy {
     readonly db: TestMariadb;
     readonly opensips: Daemon;
     readonly tc: TestConfig;
+    /** further proxies started next to the first one (same namespace), for cluster tests */
+    readonly peers: readonly { readonly proxy: HostModel; readonly opensips: Daemon; readonly tc: TestConfig }[];
     readonly clientIp: string;
     readonly trunkIp?: string;
     readonly secrets: readonly string[];
 }
 
-async function startProxy(model: GatewayModel, proxy: HostModel, bin: string): Promise<RunningProxy> {
+/** Start `proxies` (the first one is the one clients talk to) with everything they need around them. */
+async function startProxies(model: GatewayModel, proxies: readonly HostModel[], bin: string): Promise<RunningProxy> {
+    const proxy = proxies[0];
     const secrets = secretValues(model);
     const database = hostsOf(model, "database")[0];
     const cache = hostsOf(model, "cache")[0];
     const relays = hostsOf(model, "media-relay");
     const { clientIp, trunkIp } = clientAndTrunk(model);
     const rest = [database.privateIp, cache.privateIp, relays[0].privateIp, clientIp, ...(trunkIp ? [trunkIp] : [])];
-    const [nsProxy, nsRest] = await TestNetns.createPair("osp", { addresses: [proxy.privateIp] }, { addresses: rest });
+    const [nsProxy, nsRest] = await TestNetns.createPair("osp", { addresses: proxies.map((p) => p.privateIp) }, { addresses: rest });
     try {
         const db = await TestMariadb.start(nsRest, database.privateIp, secrets);
         const sql = renderDatabaseSchema(model, database);
@@ -82,19 +86,23 @@ async function startProxy(model: GatewayModel, proxy: HostModel, bin: string): P
             await startRtpengine(nsRest, at(RTPENGINE_CONF_PATH), at(RTPENGINE_DEFAULTS_PATH), relay.privateIp, secrets);
         }
 
-        const tc = prepareConfig(renderSipProxy(model, proxy), path.join(nsProxy.workDir, "opensips"), opensipsModuleDir(bin));
-        const ip = proxy.privateIp;
-        const listen: [("tcp" | "udp"), string, number][] = [
-            ["udp", ip, PORTS.sip],
-            ["tcp", ip, PORTS.sip],
-            ["tcp", ip, PORTS.sipTls],
-            ["tcp", ip, PORTS.wss],
-            ["tcp", ip, PORTS.opensipsHttp],
-        ];
-        if (model.spec.devAllowPlainWs) listen.push(["tcp", ip, PORTS.ws]);
-        if (hostsOf(model, "sip-proxy").length > 1) listen.push(["tcp", ip, PORTS.bin]);
-        const opensips = await startOpensips(nsProxy, bin, tc, "opensips", listen, secrets);
-        return { model, proxy, nsProxy, nsRest, db, opensips, tc, clientIp, trunkIp, secrets };
+        const started = [];
+        for (const p of proxies) {
+            const tc = prepareConfig(renderSipProxy(model, p), path.join(nsProxy.workDir, p.name), opensipsModuleDir(bin));
+            const ip = p.privateIp;
+            const listen: [("tcp" | "udp"), string, number][] = [
+                ["udp", ip, PORTS.sip],
+                ["tcp", ip, PORTS.sip],
+                ["tcp", ip, PORTS.sipTls],
+                ["tcp", ip, PORTS.wss],
+                ["tcp", ip, PORTS.opensipsHttp],
+            ];
+            if (model.spec.devAllowPlainWs) listen.push(["tcp", ip, PORTS.ws]);
+            if (hostsOf(model, "sip-proxy").length > 1) listen.push(["tcp", ip, PORTS.bin]);
+            started.push({ proxy: p, tc, opensips: await startOpensips(nsProxy, bin, tc, p.name, listen, secrets) });
+        }
+        const [first, ...peers] = started;
+        return { model, proxy, nsProxy, nsRest, db, opensips: first.opensips, tc: first.tc, peers, clientIp, trunkIp, secrets };
     } catch (e) {
         await nsProxy.destroy();
         await nsRest.destroy();
@@ -190,6 +198,74 @@ describe("rendered OpenSIPS config under the real opensips binary", function () 
         );
     });
 
+    describe("the prod stack's two proxies as one cluster", function () {
+        let rp: RunningProxy | undefined;
+        const linksUp = async (fifo: string) => {
+            const l = (await mi(fifo, "clusterer_list")) as { Clusters: { Nodes: { link_state: string }[] }[] };
+            return l.Clusters.flatMap((c) => c.Nodes).filter((n) => n.link_state === "Up").length;
+        };
+        const vipState = async (fifo: string) => {
+            const tags = (await mi(fifo, "clusterer_list_shtags")) as { Tag: string; Cluster: number; State: string }[];
+            return tags.find((t) => t.Tag === "vip" && t.Cluster === 1)?.State;
+        };
+
+        before(async function () {
+            const bin = skipWithoutOpensips(this);
+            requireTools(this, "mariadbd", "mariadb-install-db", "mariadb", "rtpengine", "redis-server", "opensips-cli");
+            const model = exampleModel("prod");
+            // both in one namespace: each binds its own private address, BIN connects between them
+            rp = await startProxies(model, hostsOf(model, "sip-proxy"), bin);
+        });
+
+        after(async function () {
+            if (!rp) return;
+            if (process.env.OPENSIPS_TEST_LOG_DIR)
+                for (const d of [rp.opensips, ...rp.peers.map((p) => p.opensips)]) fs.writeFileSync(path.join(process.env.OPENSIPS_TEST_LOG_DIR, `cluster-${d.name}.log`), d.log(rp.secrets));
+            await rp.nsProxy.destroy();
+            await rp.nsRest.destroy();
+        });
+
+        afterEach(function () {
+            if (this.currentTest?.state === "failed" && rp)
+                for (const d of [rp.opensips, ...rp.peers.map((p) => p.opensips)]) console.warn(`${d.name} log tail:\n${d.logTail(rp.secrets, 40)}`);
+        });
+
+        it("links the two nodes over BIN, with the VIP's sharing tag active on proxy-1 and backup on proxy-2", async () => {
+            const [p1, p2] = [rp!.tc.fifo, rp!.peers[0].tc.fifo];
+            await waitFor(async () => (await linksUp(p1)) === 1 && (await linksUp(p2)) === 1, { what: "the BIN link between the proxies", timeoutMs: 30000, intervalMs: 500 });
+            assert.equal(await vipState(p1), "active");
+            assert.equal(await vipState(p2), "backup");
+        });
+
+        it("replicates registrations and dialogs from the active proxy to the backup", async () => {
+            interface Calls {
+                registrations: number[];
+                browserToPhone: ObservedCall;
+            }
+            const calls = await runInNetns<Calls>(rp!.nsRest, scenarioInput(rp!, "calls"), 90000);
+            assert.deepEqual(calls.registrations, [200, 200]);
+            assert.equal(calls.browserToPhone.final, 200);
+            const backup = rp!.peers[0].tc.fifo;
+            const aors = await waitFor(
+                async () => {
+                    const ul = JSON.stringify(await mi(backup, "ul_dump"));
+                    return rp!.model.spec.subscribers.every((u) => ul.includes(`"AOR":"${u}"`)) ? ul : undefined;
+                },
+                { what: "both registrations on the backup proxy", timeoutMs: 10000, intervalMs: 200 },
+            );
+            assert.ok(aors);
+            const stats = (await mi(backup, "get_statistics", "dialog:")) as Record<string, number>;
+            assert.ok(stats["dialog:create_recv"] >= 2, `dialogs received by the backup: ${JSON.stringify(stats)}`);
+        });
+
+        it("moves the sharing tag to proxy-2 with the MI command keepalived's notify runs, and proxy-1 steps down", async () => {
+            const [p1, p2] = [rp!.tc.fifo, rp!.peers[0].tc.fifo];
+            await mi(p2, "clusterer_shtag_set_active", "vip/1");
+            await waitFor(async () => (await vipState(p1)) === "backup", { what: "proxy-1 to step down to backup", timeoutMs: 10000, intervalMs: 200 });
+            assert.equal(await vipState(p2), "active");
+        });
+    });
+
     for (const stack of EXAMPLE_STACKS) {
         describe(`the ${stack} stack's first proxy, started with MariaDB, RTPEngine and Redis`, function () {
             let rp: RunningProxy | undefined;
@@ -198,7 +274,7 @@ describe("rendered OpenSIPS config under the real opensips binary", function () 
                 const bin = skipWithoutOpensips(this);
                 requireTools(this, "mariadbd", "mariadb-install-db", "mariadb", "rtpengine", "redis-server", "opensips-cli");
                 const model = exampleModel(stack);
-                rp = await startProxy(model, hostsOf(model, "sip-proxy")[0], bin);
+                rp = await startProxies(model, hostsOf(model, "sip-proxy").slice(0, 1), bin);
             });
 
             after(async function () {
