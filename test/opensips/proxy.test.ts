@@ -116,6 +116,7 @@ function scenarioInput(rp: RunningProxy, scenario: ScenarioInput["scenario"]): S
     return {
         proxyIp: rp.proxy.privateIp,
         sipPort: PORTS.sip,
+        sipTlsPort: PORTS.sipTls,
         wssPort: PORTS.wss,
         domain: model.spec.sipDomain,
         caPem: model.secrets.tls.caPem,
@@ -301,9 +302,10 @@ describe("rendered OpenSIPS config under the real opensips binary", function () 
                 assert.deepEqual(grants, hostsOf(model, "sip-proxy").map((p) => p.privateIp).sort());
             });
 
-            it("answers an OPTIONS to the proxy itself with 200", async () => {
-                const r = await runInNetns<{ status: number }>(rp!.nsRest, scenarioInput(rp!, "options"));
+            it("answers an OPTIONS to the proxy itself with 200 over UDP and over SIP-TLS without a client certificate", async () => {
+                const r = await runInNetns<{ status: number; overTls: number }>(rp!.nsRest, scenarioInput(rp!, "options"));
                 assert.equal(r.status, 200);
+                assert.equal(r.overTls, 200, "TLS on 5061 with the rendered certificate, checked against the stack CA");
             });
 
             it("challenges a REGISTER with an MD5 digest 401, accepts the right password over UDP and WSS, and refuses a wrong password, another user's AOR and an unknown user", async () => {
@@ -398,6 +400,17 @@ describe("rendered OpenSIPS config under the real opensips binary", function () 
                     // the branch flag that picks the browser's media flags when it is called
                     assert.match(byAor.get(browser)![0].Cflags, /WEBRTC/);
                     assert.doesNotMatch(byAor.get(phone)![0].Cflags, /WEBRTC/);
+                });
+            });
+
+            // last: it blocks the client address for pike's remove_latency (nested suites run after the tests above)
+            describe("flood protection", function () {
+                it("stops answering a source that floods, and keeps answering the trunk's source", async function () {
+                    if (!rp) this.skip();
+                    const r = await runInNetns<{ sent: number; answered: number; blockedAnswer: number | null; trunk: number | null }>(rp!.nsRest, scenarioInput(rp!, "flood"));
+                    assert.ok(r.answered < r.sent / 2, `pike let ${r.answered} of ${r.sent} requests through`);
+                    assert.equal(r.blockedAnswer, null, "a blocked source got an answer");
+                    if (rp!.trunkIp) assert.equal(r.trunk, 200, "trunk sources are exempt from pike");
                 });
             });
 

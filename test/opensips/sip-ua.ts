@@ -7,7 +7,9 @@
 // like test/support/ng.ts.
 import * as crypto from "crypto";
 import * as dgram from "dgram";
+import * as net from "net";
 import * as path from "path";
+import * as tls from "tls";
 import WebSocket from "ws";
 import type { TestNetns } from "../support/netns";
 
@@ -178,6 +180,49 @@ export class UdpTransport extends Transport {
     }
     close(): void {
         this.sock.close();
+    }
+}
+
+/** SIP over TLS (RFC 3261 18.3: a byte stream framed by Content-Length). */
+export class TlsTransport extends Transport {
+    readonly viaProto = "TLS";
+    readonly contactParams = ";transport=tls";
+    private buf = "";
+    private constructor(
+        private readonly sock: tls.TLSSocket,
+        readonly sentBy: string,
+    ) {
+        super();
+        sock.setEncoding("utf8");
+        sock.on("data", (d: string) => {
+            this.buf += d;
+            for (;;) {
+                const end = this.buf.indexOf("\r\n\r\n");
+                if (end < 0) return;
+                const len = Number(/\r\nContent-Length:\s*(\d+)/i.exec(this.buf.slice(0, end + 2))?.[1] ?? 0);
+                if (this.buf.length < end + 4 + len) return;
+                this.deliver(this.buf.slice(0, end + 4 + len));
+                this.buf = this.buf.slice(end + 4 + len);
+            }
+        });
+    }
+    get contactHostPort(): string {
+        return this.sentBy;
+    }
+    static open(host: string, port: number, opts: { ca: string; servername: string; localAddress: string }): Promise<TlsTransport> {
+        return new Promise((resolve, reject) => {
+            // bind the client address first: tls.connect has no localAddress of its own
+            const tcp = net.connect({ host, port, localAddress: opts.localAddress });
+            tcp.once("error", reject);
+            const sock = tls.connect({ socket: tcp, ca: opts.ca, servername: opts.servername }, () => resolve(new TlsTransport(sock, `${tcp.localAddress}:${tcp.localPort}`)));
+            sock.once("error", reject);
+        });
+    }
+    send(text: string): void {
+        this.sock.write(text);
+    }
+    close(): void {
+        this.sock.end();
     }
 }
 
@@ -505,7 +550,8 @@ export interface ScenarioInput {
     readonly clientIp: string;
     readonly trunkIp?: string;
     readonly users: Readonly<Record<string, string>>;
-    readonly scenario: "options" | "register" | "calls";
+    readonly sipTlsPort: number;
+    readonly scenario: "options" | "register" | "calls" | "flood";
 }
 
 export interface ObservedCall {
@@ -540,7 +586,47 @@ async function scenario(inp: ScenarioInput): Promise<unknown> {
         if (inp.scenario === "options") {
             const ua = new UserAgent("probe", "", inp.domain, await udp());
             const r = await ua.options(`sip:${inp.proxyIp}:${inp.sipPort}`);
-            return { status: r.status, server: hdr(r, "Server") ?? null };
+            // SIP over TLS: the proxy's certificate is checked against the stack CA, no client certificate
+            const t = await TlsTransport.open(inp.proxyIp, inp.sipTlsPort, { ca: inp.caPem, servername: inp.domain, localAddress: inp.clientIp });
+            opened.push(t);
+            const overTls = await new UserAgent("probe", "", inp.domain, t).options(`sip:${inp.proxyIp}:${inp.sipTlsPort};transport=tls`);
+            return { status: r.status, server: hdr(r, "Server") ?? null, overTls: overTls.status };
+        }
+        if (inp.scenario === "flood") {
+            // far above pike's density (30 requests per 2 s per source): the source gets blocked
+            const flooder = await udp();
+            const n = 300;
+            for (let i = 0; i < n; i++)
+                flooder.send(
+                    serialize(`OPTIONS sip:${inp.proxyIp}:${inp.sipPort} SIP/2.0`, [
+                        ["Via", `SIP/2.0/UDP ${flooder.sentBy};branch=z9hG4bKflood${i};rport`],
+                        ["Max-Forwards", "70"],
+                        ["From", `<sip:flood@${inp.domain}>;tag=f${i}`],
+                        ["To", `<sip:${inp.proxyIp}>`],
+                        ["Call-ID", `flood-${i}-${rand(4)}@ifbt`],
+                        ["CSeq", "1 OPTIONS"],
+                    ]),
+                );
+            // then one more, from a new port of the same address: no answer while blocked
+            const after = new UserAgent("probe", "", inp.domain, await udp());
+            let blockedAnswer: number | null = null;
+            try {
+                blockedAnswer = (await after.transaction("OPTIONS", `sip:${inp.proxyIp}:${inp.sipPort}`, [
+                    ["Via", `SIP/2.0/UDP ${after.t.sentBy};branch=z9hG4bK${rand(8)};rport`],
+                    ["Max-Forwards", "70"],
+                    ["From", `<sip:probe@${inp.domain}>;tag=${rand(4)}`],
+                    ["To", `<sip:${inp.proxyIp}>`],
+                    ["Call-ID", `${rand(8)}@ifbt`],
+                    ["CSeq", "1 OPTIONS"],
+                ], "", 2000)).final.status!;
+            } catch {
+                blockedAnswer = null;
+            }
+            let trunk: number | null = null;
+            if (inp.trunkIp) trunk = (await new UserAgent("carrier", "", inp.trunkIp, await udp(inp.trunkIp)).options(`sip:${inp.proxyIp}:${inp.sipPort}`)).status!;
+            await new Promise((r) => setTimeout(r, 200));
+            const answered = flooder.received.length;
+            return { sent: n, answered, blockedAnswer, trunk };
         }
         if (inp.scenario === "register") {
             const ua = new UserAgent(alice, inp.users[alice], inp.domain, await udp());
