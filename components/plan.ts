@@ -61,6 +61,10 @@ export interface DeploymentPlan {
 export interface PlanOptions {
     /** SSH user the commands run as; anything but root wraps them in `sudo -n` (default "admin", Debian's cloud user) */
     readonly remoteUser?: string;
+    /** plan only these hosts (the lab's one-role runs); edges to other hosts are dropped */
+    readonly hosts?: readonly string[];
+    /** bound of each health check poll, seconds (default 60) */
+    readonly healthSeconds?: number;
 }
 
 export const DEPLOY_SCRIPT_DIR = path.resolve(__dirname, "..", "config-templates", "scripts", "deploy");
@@ -346,13 +350,14 @@ const KIND_TITLES: Record<StepKind, string> = {
     "db-schema": "load the OpenSIPS schema and seed data",
 };
 
-function hostFacts(model: GatewayModel, host: HostModel): string {
+function hostFacts(model: GatewayModel, host: HostModel, healthSeconds: number): string {
     const dbs = model.hosts.filter((h) => h.role === "database");
     const facts: [string, string][] = [
         ["stack", model.stack],
         ["host", host.name],
         ["role", host.role],
         ["private_ip", host.privateIp],
+        ["health_seconds", String(healthSeconds)],
     ];
     if (host.role === "database") {
         facts.push(["galera_peers", dbs.filter((h) => h.name !== host.name).map((h) => h.privateIp).join(",") || "-"]);
@@ -379,7 +384,11 @@ export function planDeployment(model: GatewayModel, hostFiles: readonly HostFile
     const scripts: [string, string][] = DEPLOY_SCRIPTS.map((n) => [`lib/${n}`, deployScript(n)]);
     const scriptsHeader = `# scripts sha256:${sha256(scripts.map(([n, c]) => `${n}\0${c}`).join("\0")).slice(0, 16)}`;
 
-    const steps = planSteps(model.spec).map((sk): PlanStep => {
+    const only = opts.hosts ? new Set(opts.hosts) : undefined;
+    const skeletons = planSteps(model.spec)
+        .filter((s) => !only || only.has(s.host))
+        .map((s) => (only ? { ...s, dependsOn: s.dependsOn.filter((d) => only.has(d.split(":")[0])) } : s));
+    const steps = skeletons.map((sk): PlanStep => {
         const host = model.hosts.find((h) => h.name === sk.host);
         if (!host) throw new Error(`plan step ${sk.id}: host ${sk.host} is not in the model`);
         const all = filesOf.get(host.name);
@@ -392,7 +401,7 @@ export function planDeployment(model: GatewayModel, hostFiles: readonly HostFile
         }
         const sqlFiles = all.filter((f) => f.path.endsWith(".sql"));
         const deployFiles = all.filter((f) => !f.path.endsWith(".sql"));
-        const entries: [string, string][] = [...scripts, ["facts", hostFacts(model, host)]];
+        const entries: [string, string][] = [...scripts, ["facts", hostFacts(model, host, opts.healthSeconds ?? 60)]];
         const header = [`# ifbus-gateway deploy step ${sk.id} (stack ${model.stack}): ${KIND_TITLES[sk.kind]}`, scriptsHeader];
         let files: RenderedFile[] = [];
         let packages: string[] = [];

@@ -55,13 +55,18 @@ function cgroup2Root(): string {
     throw new Error("no cgroup v2 hierarchy found (needed for systemd as PID 1 in lab hosts)");
 }
 
-function rmCgroupTree(dir: string): void {
+/** Remove a cgroup subtree, deepest first; a cgroup empties a moment after its last process is reaped, so retry briefly. */
+function rmCgroupTree(dir: string, deadline = Date.now() + 5000): void {
     if (!fs.existsSync(dir)) return;
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) rmCgroupTree(path.join(dir, e.name));
-    try {
-        fs.rmdirSync(dir);
-    } catch {
-        /* still populated: the teardown check reports it */
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) rmCgroupTree(path.join(dir, e.name), deadline);
+    for (;;) {
+        try {
+            fs.rmdirSync(dir);
+            return;
+        } catch {
+            if (Date.now() > deadline) return; // still populated: leftovers() reports it
+            execFileSync("sleep", ["0.05"]);
+        }
     }
 }
 
@@ -297,6 +302,38 @@ export class Lab {
         if (fs.existsSync(this.cgroupDir)) out.push(`cgroup ${this.cgroupDir}`);
         return out;
     }
+}
+
+/**
+ * Tear down a lab left behind by a killed process, from what is on disk and
+ * in the kernel: every process inside its host namespaces, their mounts,
+ * namespaces and cgroups. `npx tsx lab/cleanup.ts` runs it for every lab.
+ */
+export function cleanupLab(id: string): void {
+    const dir = path.join(RUN_ROOT, id);
+    const names = fs.existsSync(path.join(dir, "hosts")) ? fs.readdirSync(path.join(dir, "hosts")) : [];
+    for (const name of names) {
+        const ns = `${LAB_PREFIX}${id}-${name}`;
+        for (const pid of run("ip", ["netns", "pids", ns], { allowFail: true }).split(/\s+/).filter(Boolean)) {
+            try {
+                process.kill(Number(pid), "SIGKILL");
+            } catch {
+                /* gone */
+            }
+        }
+        const deadline = Date.now() + 5000;
+        while (run("ip", ["netns", "pids", ns], { allowFail: true }).trim() && Date.now() < deadline) execFileSync("sleep", ["0.05"]);
+        run("umount", ["-R", path.join(dir, "hosts", name, "root")], { allowFail: true });
+        run("umount", [path.join(dir, "hosts", name)], { allowFail: true });
+        run("ip", ["netns", "del", ns], { allowFail: true });
+    }
+    run("ip", ["netns", "del", `${LAB_PREFIX}${id}-lan`], { allowFail: true });
+    rmCgroupTree(path.join(cgroup2Root(), `ifbus-lab-${id}`));
+    fs.rmSync(dir, { recursive: true, force: true });
+}
+
+export function listLabs(): string[] {
+    return fs.existsSync(RUN_ROOT) ? fs.readdirSync(RUN_ROOT) : [];
 }
 
 /** The first address of a subnet: the lab's stand-in for the AWS router, never a host. */

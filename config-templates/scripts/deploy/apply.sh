@@ -63,7 +63,12 @@ ifbus_apply() {
         install -d -m 0700 "$backup/files"
         : >"$backup/created"
         for path in "${changed[@]}"; do
-            if [ -e "$path" ]; then cp -a --parents "$path" "$backup/files/"; else echo "$path" >>"$backup/created"; fi
+            if [ -e "$path" ]; then
+                install -d -m 0700 "$backup/files$(dirname "$path")"
+                cp -a "$path" "$backup/files$path"
+            else
+                echo "$path" >>"$backup/created"
+            fi
         done
         for path in "${changed[@]}"; do
             ifbus_swap_in "$IFBUS_STAGE$path" "$path"

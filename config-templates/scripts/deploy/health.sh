@@ -42,7 +42,7 @@ ifbus_galera_healthy() {
 ifbus_health() {
     local kind=$1
     shift
-    local bound=${IFBUS_HEALTH_SECONDS:-60}
+    local bound=${IFBUS_HEALTH_SECONDS:-${FACT[health_seconds]:-60}}
     case $kind in
         redis) ifbus_poll "$bound" ifbus_redis_ping "$@" || { echo "redis at $2:$3 did not answer PING with PONG within ${bound}s" >&2; return 1; } ;;
         ng) ifbus_poll "$bound" ifbus_ng_ping "$@" || { echo "rtpengine at $1:$2 did not answer an ng ping within ${bound}s" >&2; return 1; } ;;

@@ -15,6 +15,7 @@
 # only loopback plus this host's private address, so it binds the same
 # addresses as the live one without touching it or its clients. Ready when
 # READY appears in its output; invalid when it exits first or prints BAD.
+# unshare --fork ignores SIGTERM; SIGKILL to it takes the daemon along (--kill-child).
 ifbus_trial_start() {
     local secs=$1 ready=$2 bad=$3
     shift 3
@@ -25,12 +26,12 @@ ifbus_trial_start() {
     pid=$!
     while :; do
         if [ -n "$bad" ] && grep -Eq "$bad" "$log"; then
-            kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+            kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
             grep -E "$bad" "$log" | sort -u | head -n 20 | ifbus_mask >&2
             return 1
         fi
         if grep -Eq "$ready" "$log"; then
-            kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+            kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
             return 0
         fi
         if ! kill -0 "$pid" 2>/dev/null; then
@@ -39,7 +40,7 @@ ifbus_trial_start() {
             return 1
         fi
         if [ "$SECONDS" -ge "$deadline" ]; then
-            kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+            kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
             echo "no readiness ('$ready') within ${secs}s; last output:" >&2
             tail -n 20 "$log" | ifbus_mask >&2
             return 1
