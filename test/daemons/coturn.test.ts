@@ -25,7 +25,10 @@ async function checkTurn(model: GatewayModel, turn: HostModel): Promise<void> {
     const ns = await TestNetns.create("turn", { addresses: [turn.privateIp, CLIENT_IP] });
     try {
         const at = writeTree(path.join(ns.workDir, "root"), renderTurn(model, turn));
-        await startTurn(ns, at(TURN_CONF_PATH), at(TURN_CERT_PATH), at(TURN_KEY_PATH), turn.privateIp, secrets);
+        const daemon = await startTurn(ns, at(TURN_CONF_PATH), at(TURN_CERT_PATH), at(TURN_KEY_PATH), turn.privateIp, secrets);
+        // coturn starts despite unknown options and only logs them: what the deploy check fails on
+        assert.doesNotMatch(daemon.log(secrets), /Bad configuration format|CONFIG ERROR|CONFIGURATION ALERT/);
+        assert.match(daemon.log(secrets), /Total General servers/);
 
         // only the STUN/TURN and TURN-over-TLS ports: no CLI (5766), no RFC 5780 alternative ports
         const tcp = await ns.listeningSockets("tcp");
