@@ -96,7 +96,8 @@ export const OPENSIPS_MODULE_PACKAGES: Readonly<Record<string, string>> = {
     cachedb_redis: "opensips-redis-module",
 };
 
-const TIMEOUTS: Record<StepKind, number> = {
+/** A bound for each kind of step, seconds (the Command's custom timeout too). */
+export const STEP_TIMEOUT_SECONDS: Readonly<Record<StepKind, number>> = {
     "wait-ready": 20 * 60,
     install: 20 * 60,
     apply: 15 * 60,
@@ -453,7 +454,7 @@ export function planDeployment(model: GatewayModel, hostFiles: readonly HostFile
             secret,
             files: files.map((f) => ({ path: f.path, sha256: sha256(f.content), service: f.service, secret: f.secret })),
             packages,
-            timeoutSeconds: TIMEOUTS[sk.kind],
+            timeoutSeconds: STEP_TIMEOUT_SECONDS[sk.kind],
         };
     });
     return { stack: model.stack, steps };
