@@ -126,6 +126,7 @@ describe("proxy failover config under the real keepalived 2.2", function () {
     before(function () {
         requireTools(this, "keepalived");
     });
+    after(() => fs.rmSync(STATS_FILE, { force: true }));
 
     it("accepts both prod proxies' configs with keepalived --config-test", async () => {
         await withPair(exampleModel("prod"), async (a, b) => {
