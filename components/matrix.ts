@@ -41,7 +41,6 @@ export const INTERNAL_PORTS: readonly number[] = [
     PORTS.redis,
     PORTS.bin,
     PORTS.opensipsHttp,
-    PORTS.turnMetrics,
 ];
 
 /** The source as one readable token for ids: `any-ipv4`, `any-ipv6`, `from-sip-proxy`, `198-51-100-0-24`. */
@@ -114,7 +113,6 @@ export function firewallRules(spec: GatewaySpec): FirewallRule[] {
         add("turn", "turn-tcp", "tcp", ...one(PORTS.turn), anywhere, "STUN/TURN over TCP");
         add("turn", "turn-tls", "tcp", ...one(PORTS.turnTls), anywhere, "TURN over TLS");
         add("turn", "relay", "udp", spec.turnRelayPorts.min, spec.turnRelayPorts.max, anywhere, "coturn relay ports");
-        add("turn", "metrics", "tcp", ...one(PORTS.turnMetrics), monitoring, "coturn prometheus /metrics for monitoring");
     }
 
     for (const role of roles) add(role, "ssh", "tcp", ...one(PORTS.ssh), cidrs(spec.adminCidrs), "SSH from the admin networks");

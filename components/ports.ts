@@ -46,8 +46,6 @@ export const PORTS = {
     turn: 3478,
     /** TURN over TLS (and DTLS) */
     turnTls: 5349,
-    /** redis_exporter-style metrics are not installed; coturn prometheus listener */
-    turnMetrics: 9641,
 } as const;
 
 /** IP protocol number of VRRP (RFC 5798), used by keepalived's unicast adverts. */
@@ -84,6 +82,6 @@ export function fixedPortsOf(role: Role): number[] {
         case "cache":
             return [PORTS.ssh, PORTS.redis];
         case "turn":
-            return [PORTS.ssh, PORTS.turn, PORTS.turnTls, PORTS.turnMetrics];
+            return [PORTS.ssh, PORTS.turn, PORTS.turnTls];
     }
 }

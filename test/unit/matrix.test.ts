@@ -115,6 +115,6 @@ describe("port matrix (firewall rules as data)", () => {
 
     it("keeps metrics ports closed when no monitoring network is configured", () => {
         const rules = firewallRules(loadSpec("dev"));
-        for (const p of [PORTS.opensipsHttp, PORTS.rtpengineHttp, PORTS.turnMetrics]) assert.ok(!rules.some((r) => covers(r, p)), `${p} open`);
+        for (const p of [PORTS.opensipsHttp, PORTS.rtpengineHttp]) assert.ok(!rules.some((r) => covers(r, p)), `${p} open`);
     });
 });
