@@ -85,8 +85,11 @@ ifbus_apply() {
     rm -rf "$IFBUS_STAGE"
 
     local failure=""
+    local -a checked=()
     for unit in "${units[@]}"; do
-        if [ -n "${TOUCHED[$unit]:-}" ]; then
+        if [ -n "${TOUCHED[$unit]:-}" ] && [ "${ACTION[$unit]}" = galera ] && ! systemctl is-active --quiet "$unit"; then
+            ifbus_log "$unit is not running: the Galera steps start it"
+        elif [ -n "${TOUCHED[$unit]:-}" ]; then
             if ifbus_unit_action "$unit" "${ACTION[$unit]}" 2>"$IFBUS_STATE/action.err"; then
                 restarted+=("$unit")
             else
@@ -111,6 +114,7 @@ ifbus_apply() {
                 failure="health check of $unit failed: $(printf '%s' "$why" | ifbus_mask)"
                 break
             fi
+            checked+=("$unit")
         done
     fi
     if [ -n "$failure" ]; then
@@ -122,7 +126,7 @@ ifbus_apply() {
     fi
     [ "${#restarted[@]}" -eq 0 ] || ifbus_log "restarted: ${restarted[*]}"
     [ "${#started[@]}" -eq 0 ] || ifbus_log "started (was not running): ${started[*]}"
-    ifbus_log "healthy: ${units[*]:-no services}"
+    ifbus_log "healthy: ${checked[*]:-no running service to check}"
 }
 
 ifbus_rollback() { # BACKUP PATH...: put the previous version of each path back

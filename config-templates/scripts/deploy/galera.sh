@@ -34,9 +34,23 @@ ifbus_galera_primary() {
     [ "$(mariadb -N -B -e "SHOW GLOBAL STATUS LIKE 'wsrep_cluster_status'" 2>/dev/null | cut -f2)" = Primary ]
 }
 
+# Debian enables mariadb.socket: systemd then holds 3306 and mariadbd cannot
+# bind it (Galera start fails with "Address already in use"). A cluster node
+# runs mariadbd itself.
+ifbus_galera_no_socket() {
+    local s
+    for s in mariadb.socket mariadb-extra.socket; do
+        if systemctl is-enabled --quiet "$s" 2>/dev/null || systemctl is-active --quiet "$s" 2>/dev/null; then
+            systemctl disable --now --quiet "$s"
+            ifbus_log "disabled $s (socket activation would hold the MariaDB port)"
+        fi
+    done
+}
+
 # Restart a running node for a config change: a single-node cluster has no
 # peer to rejoin, so it is stopped cleanly (safe_to_bootstrap: 1) and re-bootstrapped.
 ifbus_galera_restart() {
+    ifbus_galera_no_socket
     if [ "${FACT[galera_size]}" = 1 ]; then
         systemctl stop mariadb && galera_new_cluster
     else
@@ -58,6 +72,7 @@ ifbus_sst_account() {
 }
 
 ifbus_galera_bootstrap() {
+    ifbus_galera_no_socket
     if systemctl is-active --quiet mariadb && ifbus_galera_primary; then
         ifbus_log "already a member of a Primary component"
     elif ifbus_peer_up; then
@@ -84,6 +99,7 @@ ifbus_galera_bootstrap() {
 }
 
 ifbus_galera_join() {
+    ifbus_galera_no_socket
     if systemctl is-active --quiet mariadb && ifbus_galera_healthy; then
         ifbus_log "already Synced"
     else
