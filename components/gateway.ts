@@ -13,6 +13,7 @@ import { DeployKey, SipCertificate } from "./certificates";
 import { ServiceSecrets, ServiceSecretKey } from "./secrets";
 import { DEBIAN_AMI_USER, GatewayHost, lookupAmi } from "./hosts";
 import { VipAddress, VipMovePolicy } from "./failover";
+import { Deployment } from "./push";
 
 export interface GatewayArgs {
     /** the validated stack spec */
@@ -45,6 +46,8 @@ export class Gateway extends pulumi.ComponentResource {
     readonly connections: Readonly<Record<string, HostConnection>>;
     /** secret OpenSSH private key of the generated deploy key; undefined with sshPublicKey */
     readonly deployPrivateKey?: pulumi.Output<string>;
+    /** the remote commands that deploy every host (plan steps) */
+    readonly deployment: Deployment;
     /** the floating VIP (vipFailover stacks) */
     readonly vip?: VipAddress;
     /** the public address SIP clients and trunks use: the VIP, else the single proxy's EIP */
@@ -162,9 +165,16 @@ export class Gateway extends pulumi.ComponentResource {
             .apply((ips) => ips.flatMap((ip) => [`turn:${ip}:${PORTS.turn}?transport=udp`, `turn:${ip}:${PORTS.turn}?transport=tcp`, `turns:${ip}:${PORTS.turnTls}?transport=tcp`]));
         this.subscriberPasswords = secrets.subscriberPasswords;
 
-        // ---- PUSH (components/push.ts, another helper) wires in here: ----
-        // for each host: render(model, host) -> plan -> @pulumi/command resources,
-        // using this.model (secret), this.connections[host] and { parent: this }.
+        // render -> plan -> one @pulumi/command Command per plan step (components/push.ts)
+        this.deployment = new Deployment(
+            `${name}-push`,
+            {
+                spec,
+                model: this.model,
+                connections: Object.fromEntries(Object.entries(this.connections).map(([h, c]) => [h, { ...c, machineId: hosts[h].instance.id }])),
+            },
+            child,
+        );
 
         this.registerOutputs({ sipAddress: this.sipAddress });
     }
