@@ -19,6 +19,9 @@ export const OPENSIPS_SHARING_TAG_REF = `${OPENSIPS_SHARING_TAG}/${OPENSIPS_CLUS
 /** the MI FIFO; opensips-cli 0.4 looks at /var/run/opensips/opensips_fifo by default (same file via /run) */
 export const OPENSIPS_FIFO = "/run/opensips/opensips_fifo";
 
+/** tag of every SIP socket: replicated dialogs and contacts name sockets by it, not by the node's IP */
+export const SIP_SOCKET_TAG = "public";
+
 export const OPENSIPS_CFG = "/etc/opensips/opensips.cfg";
 export const OPENSIPS_DEFAULTS = "/etc/default/opensips";
 export const OPENSIPS_TLS_DIR = "/etc/opensips/tls";
@@ -91,6 +94,7 @@ export function opensipsCfgVars(model: GatewayModel, host: HostModel): Record<st
         publicIp: sipPublicIp(model),
         ports: { sip: PORTS.sip, sipTls: PORTS.sipTls, wss: PORTS.wss, ws: PORTS.ws, bin: PORTS.bin, http: PORTS.opensipsHttp },
         plainWs: spec.devAllowPlainWs,
+        socketTag: SIP_SOCKET_TAG,
         cluster: clusterVars(model, host),
         dbUrls: dbUrls(model),
         rtpengineSock: rtpengineSock(model),

@@ -23,6 +23,7 @@ import { cidrContains } from "../../components/ipplan";
 import { startRedis, startRtpengine } from "../support/daemons";
 import { Daemon, TestNetns, requireTools } from "../support/netns";
 import { EXAMPLE_STACKS, exampleModel, modelFor, secretValues, specArbitrary, writeTree } from "../support/stacks";
+import { loadSpec } from "../../components/offline";
 import { waitFor } from "../support/wait";
 import { SKIP_NO_OPENSIPS, TestConfig, TestMariadb, checkConfig, firstHost, mi, opensipsBinary, opensipsModuleDir, prepareConfig, startOpensips } from "./support";
 import { ObservedCall, ScenarioInput, runInNetns } from "./sip-ua";
@@ -68,7 +69,9 @@ async function startProxies(model: GatewayModel, proxies: readonly HostModel[], 
     const cache = hostsOf(model, "cache")[0];
     const relays = hostsOf(model, "media-relay");
     const { clientIp, trunkIp } = clientAndTrunk(model);
-    const rest = [database.privateIp, cache.privateIp, relays[0].privateIp, clientIp, ...(trunkIp ? [trunkIp] : [])];
+    // every trunk's first source address, so tests can play any trunk
+    const trunkSources = [...new Set(model.spec.sipTrunks.flatMap((t) => t.cidrs.map(firstHost)))];
+    const rest = [database.privateIp, cache.privateIp, relays[0].privateIp, clientIp, ...trunkSources];
     const [nsProxy, nsRest] = await TestNetns.createPair("osp", { addresses: proxies.map((p) => p.privateIp) }, { addresses: rest });
     try {
         const db = await TestMariadb.start(nsRest, database.privateIp, secrets);
@@ -238,25 +241,35 @@ describe("rendered OpenSIPS config under the real opensips binary", function () 
             assert.equal(await vipState(p2), "backup");
         });
 
-        it("replicates registrations and dialogs from the active proxy to the backup", async () => {
-            interface Calls {
-                registrations: number[];
-                browserToPhone: ObservedCall;
-            }
-            const calls = await runInNetns<Calls>(rp!.nsRest, scenarioInput(rp!, "calls"), 90000);
-            assert.deepEqual(calls.registrations, [200, 200]);
-            assert.equal(calls.browserToPhone.final, 200);
+        it("replicates a call's dialog and both registrations from the active proxy to the backup while the call is up", async () => {
             const backup = rp!.peers[0].tc.fifo;
-            const aors = await waitFor(
-                async () => {
-                    const ul = JSON.stringify(await mi(backup, "ul_dump"));
-                    return rp!.model.spec.subscribers.every((u) => ul.includes(`"AOR":"${u}"`)) ? ul : undefined;
-                },
-                { what: "both registrations on the backup proxy", timeoutMs: 10000, intervalMs: 200 },
-            );
-            assert.ok(aors);
-            const stats = (await mi(backup, "get_statistics", "dialog:")) as Record<string, number>;
-            assert.ok(stats["dialog:create_recv"] >= 2, `dialogs received by the backup: ${JSON.stringify(stats)}`);
+            const releaseFile = path.join(rp!.nsRest.workDir, "release-call");
+            const call = runInNetns<{ registrations: number[]; final: number; released: boolean; byeStatus: number }>(rp!.nsRest, { ...scenarioInput(rp!, "hold"), releaseFile }, 90000);
+            try {
+                const seen = await waitFor(
+                    async () => {
+                        const dlg = (await mi(backup, "dlg_list")) as { Dialogs: { state: number; callid: string }[] };
+                        const ul = JSON.stringify(await mi(backup, "ul_dump"));
+                        const users = rp!.model.spec.subscribers.filter((u) => ul.includes(`"AOR":"${u}"`));
+                        return dlg.Dialogs.length === 1 && users.length === 2 ? { dlg, users } : undefined;
+                    },
+                    { what: "the call's dialog and both registrations on the backup proxy", timeoutMs: 15000, intervalMs: 200 },
+                );
+                assert.equal(seen.dlg.Dialogs.length, 1);
+            } finally {
+                fs.writeFileSync(releaseFile, "");
+            }
+            const r = await call;
+            assert.deepEqual(r.registrations, [200, 200]);
+            assert.equal(r.final, 200);
+            assert.ok(r.released, "the call was held until the backup had been checked");
+            assert.equal(r.byeStatus, 200);
+            // the BYE on the active proxy removes the replica too
+            await waitFor(async () => ((await mi(backup, "dlg_list")) as { Dialogs: unknown[] }).Dialogs.length === 0, {
+                what: "the replicated dialog to go away after the BYE",
+                timeoutMs: 15000,
+                intervalMs: 200,
+            });
         });
 
         it("moves the sharing tag to proxy-2 with the MI command keepalived's notify runs, and proxy-1 steps down", async () => {
@@ -264,6 +277,55 @@ describe("rendered OpenSIPS config under the real opensips binary", function () 
             await mi(p2, "clusterer_shtag_set_active", "vip/1");
             await waitFor(async () => (await vipState(p1)) === "backup", { what: "proxy-1 to step down to backup", timeoutMs: 10000, intervalMs: 200 });
             assert.equal(await vipState(p2), "active");
+        });
+    });
+
+    describe("outgoing calls to trunks (dispatcher set, failover in the failure route)", function () {
+        // two trunks played by the test: the first refuses with 503, the second answers
+        const failingTrunk = "198.51.100.101";
+        const workingTrunk = "198.51.100.102";
+        let rp: RunningProxy | undefined;
+
+        before(async function () {
+            const bin = skipWithoutOpensips(this);
+            requireTools(this, "mariadbd", "mariadb-install-db", "mariadb", "rtpengine", "redis-server", "opensips-cli");
+            const spec = loadSpec("dev");
+            const model = modelFor({
+                ...spec,
+                sipTrunks: [failingTrunk, workingTrunk].map((ip) => ({ uri: `sip:${ip}:${PORTS.sip};transport=udp`, weight: 1, cidrs: [`${ip}/32`] })),
+            });
+            rp = await startProxies(model, hostsOf(model, "sip-proxy").slice(0, 1), bin);
+        });
+
+        after(async function () {
+            if (!rp) return;
+            if (process.env.OPENSIPS_TEST_LOG_DIR) fs.writeFileSync(path.join(process.env.OPENSIPS_TEST_LOG_DIR, "opensips-trunks.log"), rp.opensips.log(rp.secrets));
+            await rp.nsProxy.destroy();
+            await rp.nsRest.destroy();
+        });
+
+        afterEach(function () {
+            if (this.currentTest?.state === "failed" && rp) console.warn(`opensips log tail:\n${rp.opensips.logTail(rp.secrets, 60)}`);
+        });
+
+        it("sends a browser's call for an unregistered number to a trunk with plain RTP, failing over from a trunk that answers 503", async () => {
+            interface TrunkCall {
+                registered: number;
+                statuses: number[];
+                failingTried: boolean;
+                offerAtTrunk: string;
+                answerAtCaller: string;
+                byeStatus: number;
+            }
+            const relayIps = hostsOf(rp!.model, "media-relay").map((r) => r.publicIp!);
+            const r = await runInNetns<TrunkCall>(rp!.nsRest, { ...scenarioInput(rp!, "trunks"), trunkDestinations: [failingTrunk, workingTrunk] }, 90000);
+            assert.equal(r.registered, 200);
+            assert.deepEqual(r.statuses, [407, 200]);
+            assertPlainSdp(r.offerAtTrunk, relayIps, "INVITE at the trunk");
+            assertBrowserSdp(r.answerAtCaller, relayIps, rp!.model.spec.rtpPorts, "200 at the browser");
+            assert.equal(r.byeStatus, 200);
+            // (one 503 does not take a trunk out of rotation: ds_probing_threshold is 3)
+            assert.ok(r.failingTried, "the weighted round robin started at the working trunk: failover not exercised");
         });
     });
 
@@ -374,6 +436,24 @@ describe("rendered OpenSIPS config under the real opensips binary", function () 
                     assertBrowserSdp(c.offerAtCallee, relayIps, rp!.model.spec.rtpPorts, "INVITE from the trunk at the browser");
                     assertPlainSdp(c.answerAtCaller, relayIps, "200 at the trunk");
                     assert.deepEqual(calls.unauthenticated, [407]);
+                });
+
+                it("forks a call to a user on a phone and in a browser at once, giving each branch the SDP its transport needs", async () => {
+                    interface Fork {
+                        registrations: number[];
+                        statuses: number[];
+                        offerAtPhone: string;
+                        offerAtBrowser: string;
+                        answerAtCaller: string;
+                        byeStatus: number;
+                    }
+                    const r = await runInNetns<Fork>(rp!.nsRest, scenarioInput(rp!, "fork"), 90000);
+                    assert.deepEqual(r.registrations, [200, 200, 200]);
+                    assert.deepEqual(r.statuses, [407, 200]);
+                    assertBrowserSdp(r.offerAtBrowser, relayIps, rp!.model.spec.rtpPorts, "INVITE at the ringing browser branch");
+                    assertPlainSdp(r.offerAtPhone, relayIps, "INVITE at the answering phone branch");
+                    assertBrowserSdp(r.answerAtCaller, relayIps, rp!.model.spec.rtpPorts, "200 at the calling browser");
+                    assert.equal(r.byeStatus, 200);
                 });
 
                 it("holds no dialog and no RTP relay session once the calls are hung up", async () => {

@@ -34,11 +34,11 @@ function checkProxies(model: GatewayModel): void {
         const cfg = cfgOf(model, i);
         const ip = p.privateIp;
         const expected = [
-            `socket=udp:${ip}:${PORTS.sip} as ${pub}:${PORTS.sip}`,
-            `socket=tcp:${ip}:${PORTS.sip} as ${pub}:${PORTS.sip}`,
-            `socket=tls:${ip}:${PORTS.sipTls} as ${pub}:${PORTS.sipTls}`,
-            `socket=wss:${ip}:${PORTS.wss} as ${pub}:${PORTS.wss}`,
-            ...(model.spec.devAllowPlainWs ? [`socket=ws:${ip}:${PORTS.ws} as ${pub}:${PORTS.ws}`] : []),
+            `socket=udp:${ip}:${PORTS.sip} as ${pub}:${PORTS.sip} tag public`,
+            `socket=tcp:${ip}:${PORTS.sip} as ${pub}:${PORTS.sip} tag public`,
+            `socket=tls:${ip}:${PORTS.sipTls} as ${pub}:${PORTS.sipTls} tag public`,
+            `socket=wss:${ip}:${PORTS.wss} as ${pub}:${PORTS.wss} tag public`,
+            ...(model.spec.devAllowPlainWs ? [`socket=ws:${ip}:${PORTS.ws} as ${pub}:${PORTS.ws} tag public`] : []),
             ...(clustered ? [`socket=bin:${ip}:${PORTS.bin}`] : []),
         ];
         assert.deepEqual(directives(cfg, /^socket=/), expected, `${p.name} sockets`);
@@ -94,10 +94,14 @@ describe("rendered OpenSIPS proxy files", () => {
             assert.equal(RTPENGINE_FLAGS_TOWARD_BROWSER, "UDP/TLS/RTP/SAVPF ICE=force rtcp-mux-offer rtcp-mux-require generate-mid SDES-off");
             assert.equal(RTPENGINE_FLAGS_TOWARD_SIP, "RTP/AVP ICE=remove DTLS=off rtcp-mux-demux replace-origin replace-session-connection");
             assert.doesNotMatch(cfg, /DTLS=passive/);
-            // the caller side in route[media], the callee side per branch from the WEBRTC flag set at REGISTER
-            assert.match(cfg, /route\[media\] \{[^}]*\$socket_in\(proto\) == "wss"\)\s*\$rtp_relay\(peer\) = "UDP\/TLS/s);
-            assert.match(cfg, /branch_route\[per_branch\] \{\s*if \(isbflagset\("WEBRTC"\)\)\s*\$rtp_relay\(peer\) = "UDP\/TLS[^"]*";\s*else\s*\$rtp_relay\(peer\) = "RTP\/AVP/);
-            assert.match(cfg, /rtp_relay_engage\("rtpengine"\);/);
+            // the caller by its transport in route[media]...
+            const media = /route\[media\] \{([^}]*)\}/.exec(cfg)?.[1] ?? "";
+            assert.match(media, /\$socket_in\(proto\) == "wss"\)\s*\$rtp_relay\(peer\) = "UDP\/TLS[^"]*";\s*else\s*\$rtp_relay\(peer\) = "RTP\/AVP[^"]*";/);
+            // ...each branch's callee by the WEBRTC flag set at REGISTER, then engaged per branch (failover branches too)
+            const branch = /branch_route\[per_branch\] \{([^}]*)\}/.exec(cfg)?.[1] ?? "";
+            assert.match(branch, /if \(isbflagset\("WEBRTC"\)\)\s*\$rtp_relay\(peer\) = "UDP\/TLS[^"]*";\s*else\s*\$rtp_relay\(peer\) = "RTP\/AVP[^"]*";\s*(#[^\n]*\s*)*rtp_relay_engage\("rtpengine"\);\s*$/);
+            assert.equal(cfg.match(/^\s*rtp_relay_engage\(/gm)?.length, 1, "engaged in one place: the branch route");
+            assert.match(cfg, /ds_next_dst\(\)\) \{\s*t_on_branch\("per_branch"\);/);
             assert.deepEqual(modparams(cfg, "rtpengine", "rtpengine_tout"), ["1"], "seconds, not milliseconds");
             assert.deepEqual(modparams(cfg, "rtpengine", "rtpengine_retr"), ["2"]);
         }

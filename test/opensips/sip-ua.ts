@@ -7,6 +7,7 @@
 // like test/support/ng.ts.
 import * as crypto from "crypto";
 import * as dgram from "dgram";
+import * as fs from "fs";
 import * as net from "net";
 import * as path from "path";
 import * as tls from "tls";
@@ -160,11 +161,11 @@ export class UdpTransport extends Transport {
         super();
         sock.on("message", (buf) => this.deliver(buf.toString("utf8")));
     }
-    static open(localIp: string, proxyIp: string, proxyPort: number): Promise<UdpTransport> {
+    static open(localIp: string, proxyIp: string, proxyPort: number, localPort = 0): Promise<UdpTransport> {
         return new Promise((resolve, reject) => {
             const s = dgram.createSocket("udp4");
             s.once("error", reject);
-            s.bind(0, localIp, () => resolve(new UdpTransport(s, localIp, s.address().port, proxyIp, proxyPort)));
+            s.bind(localPort, localIp, () => resolve(new UdpTransport(s, localIp, s.address().port, proxyIp, proxyPort)));
         });
     }
     get sentBy(): string {
@@ -551,7 +552,11 @@ export interface ScenarioInput {
     readonly trunkIp?: string;
     readonly users: Readonly<Record<string, string>>;
     readonly sipTlsPort: number;
-    readonly scenario: "options" | "register" | "calls" | "flood";
+    /** "trunks": trunk destinations listening on <ip>:sipPort; the first answers 503, the second 200 */
+    readonly trunkDestinations?: readonly string[];
+    /** "hold": the call stays up until this file exists (bounded), so the test can look at it meanwhile */
+    readonly releaseFile?: string;
+    readonly scenario: "options" | "register" | "calls" | "flood" | "trunks" | "fork" | "hold";
 }
 
 export interface ObservedCall {
@@ -566,8 +571,8 @@ export interface ObservedCall {
 
 async function scenario(inp: ScenarioInput): Promise<unknown> {
     const opened: Transport[] = [];
-    const udp = async (ip = inp.clientIp) => {
-        const t = await UdpTransport.open(ip, inp.proxyIp, inp.sipPort);
+    const udp = async (ip = inp.clientIp, port = 0) => {
+        const t = await UdpTransport.open(ip, inp.proxyIp, inp.sipPort, port);
         opened.push(t);
         return t;
     };
@@ -591,6 +596,79 @@ async function scenario(inp: ScenarioInput): Promise<unknown> {
             opened.push(t);
             const overTls = await new UserAgent("probe", "", inp.domain, t).options(`sip:${inp.proxyIp}:${inp.sipTlsPort};transport=tls`);
             return { status: r.status, server: hdr(r, "Server") ?? null, overTls: overTls.status };
+        }
+        if (inp.scenario === "trunks") {
+            const [failingIp, workingIp] = inp.trunkDestinations!;
+            const failing = new UserAgent("trunk", "", failingIp, await udp(failingIp, inp.sipPort));
+            const working = new UserAgent("trunk", "", workingIp, await udp(workingIp, inp.sipPort));
+            const browser = new UserAgent(alice, inp.users[alice], inp.domain, await wss());
+            const registered = (await browser.register()).final.status;
+            // the failing trunk refuses whatever reaches it; it may not be tried first
+            const refused = failing.waitRequest("INVITE", 10000).then(
+                async (inv) => {
+                    failing.respond(inv, 503, "Service Unavailable", { toTag: rand(4) });
+                    await failing.t.next((m) => m.method === "ACK", "the ACK of the 503");
+                    return true;
+                },
+                () => false,
+            );
+            const answered = working.answerNextCall(plainSdp(workingIp, 40010));
+            const r = await browser.invite(`sip:4930123456@${inp.domain}`, webrtcSdp(inp.clientIp, 50010, "actpass"));
+            const inv = await answered;
+            let byeStatus = 0;
+            if (r.dialog) {
+                const byeSeen = working.answerBye(inv);
+                byeStatus = (await browser.bye(r.dialog)).status!;
+                await byeSeen;
+            }
+            return { registered, statuses: r.statuses, failingTried: await refused, offerAtTrunk: inv.body, answerAtCaller: r.final.body, byeStatus };
+        }
+        if (inp.scenario === "hold") {
+            const browser = new UserAgent(alice, inp.users[alice], inp.domain, await wss());
+            const phone = new UserAgent(bob, inp.users[bob], inp.domain, await udp());
+            const registrations = [await browser.register(), await phone.register()].map((r) => r.final.status);
+            const answered = phone.answerNextCall(plainSdp(inp.clientIp, 40030));
+            const r = await browser.invite(`sip:${bob}@${inp.domain}`, webrtcSdp(inp.clientIp, 50030, "actpass"));
+            const inv = await answered;
+            const deadline = Date.now() + 20000;
+            while (!fs.existsSync(inp.releaseFile!) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+            const released = fs.existsSync(inp.releaseFile!);
+            let byeStatus = 0;
+            if (r.dialog) {
+                const byeSeen = phone.answerBye(inv);
+                byeStatus = (await browser.bye(r.dialog)).status!;
+                await byeSeen;
+            }
+            for (const ua of [browser, phone]) await ua.register({ expires: 0 });
+            return { registrations, final: r.final.status, released, byeStatus };
+        }
+        if (inp.scenario === "fork") {
+            // bob on a phone (UDP) and in a browser (WSS) at once; alice's call forks to both
+            const caller = new UserAgent(alice, inp.users[alice], inp.domain, await wss());
+            const phone = new UserAgent(bob, inp.users[bob], inp.domain, await udp());
+            const bobsBrowser = new UserAgent(bob, inp.users[bob], inp.domain, await wss());
+            const registrations = [await caller.register(), await phone.register(), await bobsBrowser.register()].map((r) => r.final.status);
+            // the browser only rings; the phone answers, so the proxy cancels the browser's branch
+            const ringing = bobsBrowser.waitRequest("INVITE").then(async (inv) => {
+                const tag = rand(4);
+                bobsBrowser.respond(inv, 180, "Ringing", { toTag: tag });
+                const cancel = await bobsBrowser.waitRequest("CANCEL");
+                bobsBrowser.respond(cancel, 200, "OK");
+                bobsBrowser.respond(inv, 487, "Request Terminated", { toTag: tag });
+                return inv;
+            });
+            const answered = phone.answerNextCall(plainSdp(inp.clientIp, 40020), 500);
+            const r = await caller.invite(`sip:${bob}@${inp.domain}`, webrtcSdp(inp.clientIp, 50020, "actpass"));
+            const [atPhone, atBrowser] = [await answered, await ringing];
+            let byeStatus = 0;
+            if (r.dialog) {
+                const byeSeen = phone.answerBye(atPhone);
+                byeStatus = (await caller.bye(r.dialog)).status!;
+                await byeSeen;
+            }
+            // leave no contact behind for later scenarios
+            for (const ua of [caller, phone, bobsBrowser]) await ua.register({ expires: 0 });
+            return { registrations, statuses: r.statuses, offerAtPhone: atPhone.body, offerAtBrowser: atBrowser.body, answerAtCaller: r.final.body, byeStatus };
         }
         if (inp.scenario === "flood") {
             // far above pike's density (30 requests per 2 s per source): the source gets blocked
