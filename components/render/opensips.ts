@@ -84,6 +84,14 @@ function clusterVars(model: GatewayModel, host: HostModel): ClusterVars | false 
     };
 }
 
+/**
+ * Where the client-facing SIP sockets bind: with a VIP, the proxy's secondary
+ * private address that the VIP Elastic IP lands on; else the primary one.
+ */
+export function sipListenIp(host: HostModel): string {
+    return host.vipPrivateIp ?? host.privateIp;
+}
+
 /** Variables of config-templates/opensips/opensips.cfg (exported for tests). */
 export function opensipsCfgVars(model: GatewayModel, host: HostModel): Record<string, unknown> {
     requireRole(host, "sip-proxy", "renderSipProxy");
@@ -91,6 +99,7 @@ export function opensipsCfgVars(model: GatewayModel, host: HostModel): Record<st
     return {
         sipDomain: spec.sipDomain,
         privateIp: host.privateIp,
+        sipListenIp: sipListenIp(host),
         publicIp: sipPublicIp(model),
         ports: { sip: PORTS.sip, sipTls: PORTS.sipTls, wss: PORTS.wss, ws: PORTS.ws, bin: PORTS.bin, http: PORTS.opensipsHttp },
         plainWs: spec.devAllowPlainWs,

@@ -15,7 +15,7 @@ import fc from "fast-check";
 import type { GatewayModel, HostModel } from "../../components/model";
 import { hostsOf, sipPublicIp } from "../../components/model";
 import { PORTS } from "../../components/ports";
-import { renderSipProxy } from "../../components/render/opensips";
+import { renderSipProxy, sipListenIp } from "../../components/render/opensips";
 import { OPENSIPS_SCHEMA_SQL, OPENSIPS_SEED_SQL, renderDatabaseSchema } from "../../components/render/opensips-schema";
 import { RTPENGINE_CONF_PATH, RTPENGINE_DEFAULTS_PATH, renderMediaRelay } from "../../components/render/rtpengine";
 import { REDIS_CONF_PATH, renderCache } from "../../components/render/redis";
@@ -72,7 +72,7 @@ async function startProxies(model: GatewayModel, proxies: readonly HostModel[], 
     // every trunk's first source address, so tests can play any trunk
     const trunkSources = [...new Set(model.spec.sipTrunks.flatMap((t) => t.cidrs.map(firstHost)))];
     const rest = [database.privateIp, cache.privateIp, relays[0].privateIp, clientIp, ...trunkSources];
-    const [nsProxy, nsRest] = await TestNetns.createPair("osp", { addresses: proxies.map((p) => p.privateIp) }, { addresses: rest });
+    const [nsProxy, nsRest] = await TestNetns.createPair("osp", { addresses: proxies.flatMap((p) => [p.privateIp, ...(p.vipPrivateIp ? [p.vipPrivateIp] : [])]) }, { addresses: rest });
     try {
         const db = await TestMariadb.start(nsRest, database.privateIp, secrets);
         const sql = renderDatabaseSchema(model, database);
@@ -93,14 +93,15 @@ async function startProxies(model: GatewayModel, proxies: readonly HostModel[], 
         for (const p of proxies) {
             const tc = prepareConfig(renderSipProxy(model, p), path.join(nsProxy.workDir, p.name), opensipsModuleDir(bin));
             const ip = p.privateIp;
+            const sipIp = sipListenIp(p);
             const listen: [("tcp" | "udp"), string, number][] = [
-                ["udp", ip, PORTS.sip],
-                ["tcp", ip, PORTS.sip],
-                ["tcp", ip, PORTS.sipTls],
-                ["tcp", ip, PORTS.wss],
+                ["udp", sipIp, PORTS.sip],
+                ["tcp", sipIp, PORTS.sip],
+                ["tcp", sipIp, PORTS.sipTls],
+                ["tcp", sipIp, PORTS.wss],
                 ["tcp", ip, PORTS.opensipsHttp],
             ];
-            if (model.spec.devAllowPlainWs) listen.push(["tcp", ip, PORTS.ws]);
+            if (model.spec.devAllowPlainWs) listen.push(["tcp", sipIp, PORTS.ws]);
             if (hostsOf(model, "sip-proxy").length > 1) listen.push(["tcp", ip, PORTS.bin]);
             started.push({ proxy: p, tc, opensips: await startOpensips(nsProxy, bin, tc, p.name, listen, secrets) });
         }
@@ -117,7 +118,7 @@ function scenarioInput(rp: RunningProxy, scenario: ScenarioInput["scenario"]): S
     const { model } = rp;
     const [a, b] = model.spec.subscribers;
     return {
-        proxyIp: rp.proxy.privateIp,
+        proxyIp: sipListenIp(rp.proxy),
         sipPort: PORTS.sip,
         sipTlsPort: PORTS.sipTls,
         wssPort: PORTS.wss,
@@ -509,7 +510,8 @@ describe("rendered OpenSIPS config under the real opensips binary", function () 
                     servicePorts.includes(Number(s.slice(s.lastIndexOf(":") + 1))),
                 );
                 assert.ok(sockets.length >= 5, `sockets: ${sockets.join(", ")}`);
-                assert.ok(sockets.every((s) => s.startsWith(`${rp!.proxy.privateIp}:`)), `sockets: ${sockets.join(", ")}`);
+                const own = [rp!.proxy.privateIp, sipListenIp(rp!.proxy)];
+                assert.ok(sockets.every((s) => own.some((ip) => s.startsWith(`${ip}:`))), `sockets: ${sockets.join(", ")}`);
                 rp!.opensips.assertRunning(rp!.secrets);
             });
         });

@@ -15,6 +15,7 @@ import {
     RTPENGINE_FLAGS_TOWARD_BROWSER,
     RTPENGINE_FLAGS_TOWARD_SIP,
     renderSipProxy,
+    sipListenIp,
 } from "../../components/render/opensips";
 import { MANAGED_ID_BASE, OPENSIPS_SCHEMA_SQL, OPENSIPS_SEED_SQL, digestHa1, renderDatabaseSchema, sqlString } from "../../components/render/opensips-schema";
 import { EXAMPLE_STACKS, exampleModel, fileAt, modelFor, specArbitrary } from "../support/stacks";
@@ -32,14 +33,14 @@ function checkProxies(model: GatewayModel): void {
     const seeds: string[] = [];
     proxies.forEach((p, i) => {
         const cfg = cfgOf(model, i);
-        const ip = p.privateIp;
+        const ip = sipListenIp(p);
         const expected = [
             `socket=udp:${ip}:${PORTS.sip} as ${pub}:${PORTS.sip} tag public`,
             `socket=tcp:${ip}:${PORTS.sip} as ${pub}:${PORTS.sip} tag public`,
             `socket=tls:${ip}:${PORTS.sipTls} as ${pub}:${PORTS.sipTls} tag public`,
             `socket=wss:${ip}:${PORTS.wss} as ${pub}:${PORTS.wss} tag public`,
             ...(model.spec.devAllowPlainWs ? [`socket=ws:${ip}:${PORTS.ws} as ${pub}:${PORTS.ws} tag public`] : []),
-            ...(clustered ? [`socket=bin:${ip}:${PORTS.bin}`] : []),
+            ...(clustered ? [`socket=bin:${p.privateIp}:${PORTS.bin}`] : []),
         ];
         assert.deepEqual(directives(cfg, /^socket=/), expected, `${p.name} sockets`);
 
@@ -49,12 +50,12 @@ function checkProxies(model: GatewayModel): void {
             ...hostsOf(model, "database").map((d) => `"mysql://opensips:${model.secrets.databasePassword}@${d.privateIp}:${PORTS.mysql}/opensips"`),
         ]);
         assert.deepEqual(modparams(cfg, "rtpengine", "rtpengine_sock"), [`"${hostsOf(model, "media-relay").map((r) => `udp:${r.privateIp}:${PORTS.rtpengineNg}=1`).join(" ")}"`]);
-        assert.deepEqual(modparams(cfg, "httpd", "ip"), [`"${ip}"`]);
+        assert.deepEqual(modparams(cfg, "httpd", "ip"), [`"${p.privateIp}"`]);
 
         if (clustered) {
             assert.deepEqual(modparams(cfg, "clusterer", "my_node_id"), [String(i + 1)]);
             const info = modparams(cfg, "clusterer", "my_node_info")[0];
-            assert.match(info, new RegExp(`url=bin:${ip.replace(/\./g, "\\.")}:${PORTS.bin}`));
+            assert.match(info, new RegExp(`url=bin:${p.privateIp.replace(/\./g, "\\.")}:${PORTS.bin}`));
             if (info.includes("flags=seed")) seeds.push(p.name);
             const others = proxies.filter((o) => o !== p);
             assert.deepEqual(
@@ -76,7 +77,7 @@ function checkProxies(model: GatewayModel): void {
 
 describe("rendered OpenSIPS proxy files", () => {
     for (const stack of EXAMPLE_STACKS) {
-        it(`binds every ${stack} proxy socket to the private address, advertises the SIP public address and clusters only two proxies`, () => {
+        it(`binds every ${stack} proxy SIP socket to its VIP secondary address when there is a VIP (BIN and metrics to the private one), advertises the SIP public address and clusters only two proxies`, () => {
             checkProxies(exampleModel(stack));
         });
     }
@@ -110,7 +111,7 @@ describe("rendered OpenSIPS proxy files", () => {
     it("lets browsers in without a client certificate on WSS and verifies carriers' certificates on outgoing TLS", () => {
         const model = exampleModel("prod");
         const cfg = cfgOf(model);
-        const ip = hostsOf(model, "sip-proxy")[0].privateIp;
+        const ip = sipListenIp(hostsOf(model, "sip-proxy")[0]);
         const tls = (p: string) => modparams(cfg, "tls_mgm", p);
         assert.deepEqual(tls("server_domain"), ['"wss"', '"sip_tls"']);
         assert.deepEqual(tls("client_domain"), ['"trunks"']);
