@@ -46,6 +46,8 @@ export const PORTS = {
     turn: 3478,
     /** TURN over TLS (and DTLS) */
     turnTls: 5349,
+    /** the local lab's softphone page (HTTPS): lab and browser tests only, never in a security group */
+    softphonePage: 8443,
 } as const;
 
 /** IP protocol number of VRRP (RFC 5798), used by keepalived's unicast adverts. */
