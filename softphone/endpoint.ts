@@ -37,7 +37,8 @@ export interface EndpointConfig {
     readonly registerExpires?: number;
 }
 
-const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+export type EndpointLog = (line: string) => void;
+const stdoutLog: EndpointLog = (line) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
 
 /** Sends back every RTP packet it receives, under its own SSRC, to where it came from. */
 class RtpEcho {
@@ -116,6 +117,7 @@ class Account {
         private readonly cfg: EndpointConfig,
         private readonly sock: dgram.Socket,
         private readonly port: number,
+        private readonly log: EndpointLog,
     ) {
         sock.on("message", (buf, from) => {
             const m = parseSip(buf.toString("utf8"));
@@ -125,11 +127,11 @@ class Account {
         });
     }
 
-    static open(role: "echo" | "callback", account: EndpointAccount, cfg: EndpointConfig): Promise<Account> {
+    static open(role: "echo" | "callback", account: EndpointAccount, cfg: EndpointConfig, log: EndpointLog): Promise<Account> {
         return new Promise((resolve, reject) => {
             const s = dgram.createSocket("udp4");
             s.once("error", reject);
-            s.bind(0, cfg.localIp, () => resolve(new Account(role, account, cfg, s, s.address().port)));
+            s.bind(0, cfg.localIp, () => resolve(new Account(role, account, cfg, s, s.address().port, log)));
         });
     }
 
@@ -205,10 +207,10 @@ class Account {
                 continue;
             }
             if (r.status === 200 && expires > 0) {
-                log(`registered ${this.role} user=${this.account.user} contact=${this.cfg.localIp}:${this.port} expires=${expires}`);
+                this.log(`registered ${this.role} user=${this.account.user} contact=${this.cfg.localIp}:${this.port} expires=${expires}`);
                 clearTimeout(this.refresh);
-                this.refresh = setTimeout(() => this.register().catch((e) => log(`register-refresh-failed user=${this.account.user} ${(e as Error).message}`)), (expires * 1000) / 2);
-            } else if (r.status !== 200) log(`register-failed user=${this.account.user} status=${r.status} ${r.reason ?? ""}`);
+                this.refresh = setTimeout(() => this.register().catch((e) => this.log(`register-refresh-failed user=${this.account.user} ${(e as Error).message}`)), (expires * 1000) / 2);
+            } else if (r.status !== 200) this.log(`register-failed user=${this.account.user} status=${r.status} ${r.reason ?? ""}`);
             return r.status!;
         }
         return 0;
@@ -280,8 +282,8 @@ class Account {
             // turn the request down at once, then call the caller back
             this.respond(inv, from, 480, "Will Call You Back", { toTag: localTag });
             const delay = this.cfg.callbackDelayMs ?? 2000;
-            log(`callback-requested by=${peer} in_ms=${delay}`);
-            setTimeout(() => void this.callOut(peer).catch((e) => log(`callback-failed to=${peer} ${(e as Error).message}`)), delay);
+            this.log(`callback-requested by=${peer} in_ms=${delay}`);
+            setTimeout(() => void this.callOut(peer).catch((e) => this.log(`callback-failed to=${peer} ${(e as Error).message}`)), delay);
             return;
         }
         const echo = await RtpEcho.open(this.cfg.localIp);
@@ -304,12 +306,12 @@ class Account {
         this.calls.set(callId, call);
         call.lastResponse = this.respond(inv, from, 180, "Ringing", { toTag: localTag });
         const ringMs = this.cfg.ringMs ?? 1500;
-        log(`call-ringing role=echo from=${peer} ring_ms=${ringMs}`);
+        this.log(`call-ringing role=echo from=${peer} ring_ms=${ringMs}`);
         call.ringTimer = setTimeout(() => {
             if (call.ended) return;
             call.answeredAt = Date.now();
             call.lastResponse = this.respond(inv, from, 200, "OK", { toTag: localTag, body: echoAnswer(inv.body, this.cfg.localIp, echo.port) });
-            log(`call-answered role=echo from=${peer} after_ms=${ringMs}`);
+            this.log(`call-answered role=echo from=${peer} after_ms=${ringMs}`);
             this.armMaxDuration(call);
         }, ringMs);
     }
@@ -325,7 +327,7 @@ class Account {
         const offer = plainOffer(this.cfg.localIp, echo.port);
         const call: Call = { callId, peer: user, direction: "out", echo, localTag, remoteTag: "", localUri: this.aor, remoteUri: target, remoteTarget: target, routes: [], cseq: 0, ended: false };
         this.calls.set(callId, call);
-        log(`call-out to=${user}`);
+        this.log(`call-out to=${user}`);
         let auth: [string, string] | undefined;
         for (let attempt = 0; attempt < 2; attempt++) {
             const cseq = ++call.cseq;
@@ -343,7 +345,7 @@ class Account {
             ];
             if (auth) h.push(auth);
             const r = await this.request("INVITE", target, h, offer, (p) => {
-                if (p.status === 180 || p.status === 183) log(`call-out-ringing to=${user}`);
+                if (p.status === 180 || p.status === 183) this.log(`call-out-ringing to=${user}`);
             }, 90000);
             if (r.status! >= 300) {
                 // ACK of a negative final response: same branch, hop by hop (RFC 3261 17.1.1.3)
@@ -353,7 +355,7 @@ class Account {
                     auth = ["Proxy-Authorization", digestAnswer(challenge, this.account.user, this.account.password, "INVITE", target)];
                     continue;
                 }
-                log(`call-out-failed to=${user} status=${r.status} ${r.reason ?? ""}`);
+                this.log(`call-out-failed to=${user} status=${r.status} ${r.reason ?? ""}`);
                 this.finish(call, `refused with ${r.status}`);
                 return;
             }
@@ -363,7 +365,7 @@ class Account {
             call.routes = nameAddrs(r, "Record-Route").reverse();
             call.answeredAt = Date.now();
             this.sendInDialog(call, "ACK", cseq);
-            log(`call-out-answered to=${user}`);
+            this.log(`call-out-answered to=${user}`);
             this.armMaxDuration(call);
             return;
         }
@@ -411,7 +413,7 @@ class Account {
         call.echo.close();
         this.calls.delete(call.callId);
         const secs = call.answeredAt ? ((Date.now() - call.answeredAt) / 1000).toFixed(1) : "0";
-        log(`call-ended role=${this.role} peer=${call.peer} why="${why}" seconds=${secs} rtp_received=${call.echo.received} rtp_echoed=${call.echo.sent}`);
+        this.log(`call-ended role=${this.role} peer=${call.peer} why="${why}" seconds=${secs} rtp_received=${call.echo.received} rtp_echoed=${call.echo.sent}`);
     }
 
     async close(): Promise<void> {
@@ -427,11 +429,11 @@ export interface RunningEndpoint {
     stop(): Promise<void>;
 }
 
-export async function startEndpoint(cfg: EndpointConfig): Promise<RunningEndpoint> {
+export async function startEndpoint(cfg: EndpointConfig, log: EndpointLog = stdoutLog): Promise<RunningEndpoint> {
     const accounts: Account[] = [];
     for (const [role, acc] of [["echo", cfg.echo], ["callback", cfg.callback]] as const) {
         if (!acc) continue;
-        const a = await Account.open(role, acc, cfg);
+        const a = await Account.open(role, acc, cfg, log);
         const status = await a.register();
         if (status !== 200) throw new Error(`the ${role} user ${acc.user} could not register (SIP ${status})`);
         accounts.push(a);
@@ -445,7 +447,7 @@ async function main(): Promise<void> {
     if (!file) throw new Error("usage: endpoint.ts CONFIG.json");
     const cfg = JSON.parse(fs.readFileSync(file, "utf8")) as EndpointConfig;
     const ep = await startEndpoint(cfg);
-    log(`endpoint-ready users=${ep.accounts.map((a) => `${a.role}:${a.account.user}`).join(",")}`);
+    stdoutLog(`endpoint-ready users=${ep.accounts.map((a) => `${a.role}:${a.account.user}`).join(",")}`);
     let stopping = false;
     const stop = () => {
         if (stopping) return;
@@ -463,7 +465,7 @@ async function main(): Promise<void> {
 
 if (require.main === module) {
     main().catch((e) => {
-        log(`endpoint-failed ${(e as Error).message}`);
+        stdoutLog(`endpoint-failed ${(e as Error).message}`);
         process.exit(1);
     });
 }

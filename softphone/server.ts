@@ -72,8 +72,9 @@ export async function startSoftphoneServer(opts: SoftphoneServerOptions): Promis
         server.listen(port, opts.host, () => resolve());
     });
     const host = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
+    const bound = (server.address() as { port: number }).port;
     return {
-        url: `https://${host}:${port}/`,
+        url: `https://${host}:${bound}/`,
         close: () =>
             new Promise<void>((resolve) => {
                 server.close(() => resolve());
