@@ -16,16 +16,14 @@ import { renderSipProxy, sipListenIp } from "../../components/render/opensips";
 import { OPENSIPS_SCHEMA_SQL, OPENSIPS_SEED_SQL, renderDatabaseSchema } from "../../components/render/opensips-schema";
 import { REDIS_CONF_PATH, renderCache } from "../../components/render/redis";
 import { RTPENGINE_CONF_PATH, RTPENGINE_DEFAULTS_PATH, renderMediaRelay } from "../../components/render/rtpengine";
-import type { EndpointConfig } from "../../softphone/endpoint";
-import type { PageConfig } from "../../softphone/page-logic";
+import { LAB_TEST_USERS, startSoftphoneExtras, stopSoftphoneExtras, withSoftphoneUsers } from "../../softphone/lab";
 import { parseEnvFile, startRedis } from "../support/daemons";
 import { Daemon, TestNetns } from "../support/netns";
 import { secretValues, testTls, writeTree } from "../support/stacks";
-import { waitFor } from "../support/wait";
 import { TestMariadb, opensipsModuleDir, prepareConfig, startOpensips } from "../opensips/support";
 
-/** Who is who in the browser tests (extra subscribers of the dev stack). */
-export const USERS = { browser: "alice", echo: "echo", callback: "callme" } as const;
+/** Who is who in the browser tests: the dev stack's first subscriber and the lab's test users. */
+export const USERS = { browser: "alice", ...LAB_TEST_USERS } as const;
 
 /**
  * Private addresses (RFC 1918, outside the dev VPC) for the browser with the page server, and the test
@@ -46,8 +44,8 @@ export interface BrowserGateway {
     /** OpenSIPS' MI FIFO */
     readonly fifo: string;
     readonly rtpengine: Daemon;
-    readonly endpoint: Daemon;
-    readonly pageServer: Daemon;
+    /** the test endpoint's log so far (its lines name no secret) */
+    endpointLog(): string;
     readonly pageUrl: string;
     readonly wssUrl: string;
     readonly browserIp: string;
@@ -59,8 +57,7 @@ export interface BrowserGateway {
 
 /** The dev stack with the endpoint's users added, reachable by its private addresses. */
 export function browserTestModel(): GatewayModel {
-    const base = loadSpec("dev");
-    const spec = { ...base, subscribers: [...new Set([...base.subscribers, USERS.browser, USERS.echo, USERS.callback])] };
+    const spec = withSoftphoneUsers(loadSpec("dev"));
     const secrets = randomSecrets(spec, testTls(spec.sipDomain));
     const planned = offlineModel(spec, { secrets });
     const publicIps = Object.fromEntries(planned.hosts.filter((h) => h.publicIp).map((h) => [h.name, h.privateIp]));
@@ -77,11 +74,6 @@ async function startRelay(ns: TestNetns, confPath: string, defaultsPath: string,
     return d;
 }
 
-function writeSecretJson(file: string, value: unknown): string {
-    fs.writeFileSync(file, JSON.stringify(value, null, 2), { mode: 0o600 });
-    return file;
-}
-
 export async function startBrowserGateway(bin: string): Promise<BrowserGateway> {
     const model = browserTestModel();
     const secrets = secretValues(model);
@@ -94,7 +86,7 @@ export async function startBrowserGateway(bin: string): Promise<BrowserGateway> 
         { addresses: [proxy.privateIp] },
         { addresses: [database.privateIp, cache.privateIp, relay.privateIp, BROWSER_IP, ENDPOINT_IP] },
     );
-    const destroy = async () => {
+    let destroy = async () => {
         await nsProxy.destroy();
         await nsClient.destroy();
     };
@@ -121,62 +113,15 @@ export async function startBrowserGateway(bin: string): Promise<BrowserGateway> 
             secrets,
         );
 
-        const repo = path.resolve(__dirname, "..", "..");
-        const tsx = ["--import", "tsx"];
-        const pw = model.secrets.subscriberPasswords;
-        const endpointCfg: EndpointConfig = {
-            proxyIp: sipIp,
-            proxyPort: PORTS.sip,
-            domain: model.spec.sipDomain,
-            localIp: ENDPOINT_IP,
-            echo: { user: USERS.echo, password: pw[USERS.echo] },
-            callback: { user: USERS.callback, password: pw[USERS.callback] },
-            ringMs: 1500,
-            callbackDelayMs: 1000,
+        // the page server and the endpoint exactly as the lab starts them
+        const runDir = path.join(nsClient.workDir, "softphone");
+        const extras = await startSoftphoneExtras({ netnsPath: nsClient.path, runDir, model, browserUser: USERS.browser, proxyIp: sipIp, pageIp: BROWSER_IP, endpointIp: ENDPOINT_IP });
+        const stopExtras = destroy;
+        destroy = async () => {
+            await stopSoftphoneExtras(runDir);
+            await stopExtras();
         };
-        const endpoint = nsClient.spawnDaemon("endpoint", process.execPath, [...tsx, path.join(repo, "softphone", "endpoint.ts"), writeSecretJson(path.join(nsClient.workDir, "endpoint.json"), endpointCfg)], { cwd: repo });
-        await waitFor(
-            () => {
-                endpoint.assertRunning(secrets);
-                return endpoint.log(secrets).includes("endpoint-ready");
-            },
-            { what: "the test endpoint's registrations", timeoutMs: 20000, intervalMs: 100 },
-        );
-
-        const wssUrl = `wss://${sipIp}:${PORTS.wss}/`;
-        const pageCfg: PageConfig = {
-            wssUrl,
-            domain: model.spec.sipDomain,
-            user: USERS.browser,
-            password: pw[USERS.browser],
-            iceServers: [],
-            numbers: [
-                { number: USERS.echo, what: "answers after 1.5 s and plays your voice back" },
-                { number: USERS.callback, what: "calls you back a second later" },
-            ],
-        };
-        const serverDir = path.join(nsClient.workDir, "page");
-        fs.mkdirSync(serverDir, { mode: 0o700 });
-        fs.writeFileSync(path.join(serverDir, "cert.pem"), model.secrets.tls.certificatePem);
-        fs.writeFileSync(path.join(serverDir, "key.pem"), model.secrets.tls.privateKeyPem, { mode: 0o600 });
-        const pageServer = nsClient.spawnDaemon(
-            "softphone-page",
-            process.execPath,
-            [
-                ...tsx,
-                path.join(repo, "softphone", "server.ts"),
-                "--listen",
-                `${BROWSER_IP}:${PORTS.softphonePage}`,
-                "--cert",
-                path.join(serverDir, "cert.pem"),
-                "--key",
-                path.join(serverDir, "key.pem"),
-                "--config",
-                writeSecretJson(path.join(serverDir, "config.json"), pageCfg),
-            ],
-            { cwd: repo },
-        );
-        await nsClient.waitForPort(pageServer, "tcp", BROWSER_IP, PORTS.softphonePage, 30000, secrets);
+        const endpointLogFile = path.join(runDir, "softphone-endpoint.log");
 
         return {
             model,
@@ -187,14 +132,13 @@ export async function startBrowserGateway(bin: string): Promise<BrowserGateway> 
             opensips,
             fifo: tc.fifo,
             rtpengine,
-            endpoint,
-            pageServer,
-            pageUrl: `https://${BROWSER_IP}:${PORTS.softphonePage}/`,
-            wssUrl,
+            endpointLog: () => (fs.existsSync(endpointLogFile) ? fs.readFileSync(endpointLogFile, "utf8") : ""),
+            pageUrl: extras.pageUrl,
+            wssUrl: extras.wssUrl,
             browserIp: BROWSER_IP,
             secrets,
             labAddresses: [sipIp, relay.privateIp, BROWSER_IP],
-            destroy,
+            destroy: () => destroy(),
         };
     } catch (e) {
         await destroy();

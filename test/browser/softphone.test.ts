@@ -97,7 +97,8 @@ describe("a real Chromium calling through the rendered OpenSIPS and RTPEngine", 
         if (figures.length) console.log(`\n    ${figures.join("\n    ")}\n`);
         await browser?.close();
         if (gw && process.env.OPENSIPS_TEST_LOG_DIR)
-            for (const d of [gw.opensips, gw.rtpengine, gw.endpoint]) fs.writeFileSync(path.join(process.env.OPENSIPS_TEST_LOG_DIR, `browser-${d.name}.log`), d.log(gw.secrets));
+            for (const [name, text] of [["opensips", gw.opensips.log(gw.secrets)], ["rtpengine", gw.rtpengine.log(gw.secrets)], ["endpoint", gw.endpointLog()]])
+                fs.writeFileSync(path.join(process.env.OPENSIPS_TEST_LOG_DIR, `browser-${name}.log`), text);
         await gw?.destroy();
     });
 
@@ -105,7 +106,8 @@ describe("a real Chromium calling through the rendered OpenSIPS and RTPEngine", 
         if (this.currentTest?.state !== "failed" || !gw) return;
         // a call left up by a failed test would keep the next one from dialling
         if (page && !page.isClosed() && !(await page.isDisabled("#hangup").catch(() => true))) await page.click("#hangup").catch(() => undefined);
-        for (const d of [gw.opensips, gw.endpoint, gw.rtpengine]) console.warn(`${d.name} log tail:\n${d.logTail(gw.secrets, 30)}`);
+        for (const d of [gw.opensips, gw.rtpengine]) console.warn(`${d.name} log tail:\n${d.logTail(gw.secrets, 30)}`);
+        console.warn(`endpoint log tail:\n${gw.endpointLog().split("\n").slice(-15).join("\n")}`);
         if (pageLog.length) console.warn(`page console:\n${pageLog.slice(-20).join("\n")}`);
         if (browser && fs.existsSync(browser.logFile)) console.warn(`chromium log tail:\n${fs.readFileSync(browser.logFile, "utf8").split("\n").slice(-20).join("\n")}`);
     });
@@ -168,12 +170,14 @@ describe("a real Chromium calling through the rendered OpenSIPS and RTPEngine", 
 
     async function hangUpAndCheckRelay(callId: string, what: string): Promise<void> {
         assert.ok((await rtpengineSessions(gw!)).includes(callId), `${what}: RTPEngine lists the call while it is up`);
+        const endedLines = () => [...gw!.endpointLog().matchAll(/call-ended role=\S+ peer=alice why="hung up by alice" seconds=\S+ rtp_received=(\d+) rtp_echoed=(\d+)/g)];
+        const endedBefore = endedLines().length;
         await page.click("#hangup");
         const s = await waitForState(page, "the call to end", (s) => s.call === "ended" || s.call === "failed", 10000);
         assert.equal(s.call, "ended", s.callMessage);
         await waitFor(async () => !(await rtpengineSessions(gw!)).includes(callId), { what: `RTPEngine to forget ${what} after the BYE`, timeoutMs: 10000, intervalMs: 200 });
         // the endpoint saw the BYE and echoed the whole call
-        const ended = await waitFor(() => /call-ended role=\S+ peer=alice why="hung up by alice" seconds=\S+ rtp_received=(\d+) rtp_echoed=(\d+)/.exec(gw!.endpoint.log(gw!.secrets).split("\n").reverse().join("\n")) ?? undefined, {
+        const ended = await waitFor(() => endedLines()[endedBefore], {
             what: "the endpoint's end-of-call line",
             timeoutMs: 5000,
         });
