@@ -15,9 +15,11 @@ export const BOOT_PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server
 /**
  * The gateway's packages that come from Debian (OpenSIPS is not in Debian:
  * lab proxies get a local build bind-mounted, see IFBUS_OPENSIPS_PREFIX).
- * rtpengine-utils brings rtpengine-ctl; coturn brings turnutils_stunclient.
+ * rtpengine-utils brings rtpengine-ctl; coturn brings turnutils_stunclient;
+ * python3 runs a local opensips-cli (a venv on the system Python, which
+ * keepalived's health and notify scripts call on the proxies).
  */
-export const SERVICE_PACKAGES = ["redis-server", "rtpengine-daemon", "rtpengine-utils", "keepalived", "coturn", "mariadb-server", "mariadb-client", "galera-4", "mariadb-backup"];
+export const SERVICE_PACKAGES = ["redis-server", "rtpengine-daemon", "rtpengine-utils", "keepalived", "coturn", "mariadb-server", "mariadb-client", "galera-4", "mariadb-backup", "python3"];
 
 export const BASE_PACKAGES: readonly string[] = [...BOOT_PACKAGES, ...SERVICE_PACKAGES];
 

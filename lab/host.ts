@@ -22,6 +22,24 @@ export interface LabHostSpec {
     readonly privateIp: string;
     /** the CIDR of the host's subnet */
     readonly subnetCidr: string;
+    /** where SSH reaches the host from the lab's SSH namespace (default: privateIp, from the lan) */
+    readonly sshIp?: string;
+}
+
+/**
+ * The host's network interface: Debian 12 on EC2 Nitro instances names it
+ * ens5, and the rendered keepalived.conf names it so (components/render/keepalived.ts).
+ */
+export const HOST_INTERFACE = "ens5";
+
+export interface AddHostOptions {
+    readonly bootTimeoutMs?: number;
+    /** machine paths bind-mounted read-only at the same path inside the host */
+    readonly bindMounts?: readonly string[];
+    /** extra routes inside the host, as `ip route add` arguments (never a default route) */
+    readonly routes?: readonly string[][];
+    /** called with the host's root and namespace after both exist, before PID 1 starts */
+    readonly prepare?: (ctx: { readonly root: string; readonly netns: string }) => void;
 }
 
 export interface RunResult {
@@ -32,6 +50,8 @@ export interface RunResult {
 
 export interface LabHost extends LabHostSpec {
     readonly netns: string;
+    /** the host's veth end on the lan bridge */
+    readonly bridgePort: string;
     /** PID of the host's systemd, seen from the machine */
     readonly pid1: number;
     readonly rundir: string;
@@ -93,6 +113,8 @@ export class Lab {
     readonly hosts = new Map<string, LabHost>();
     private readonly cgroupDir: string;
     private vethCount = 0;
+    /** namespace the SSH client runs in (default: the lan) */
+    sshNetns: string;
 
     private constructor(
         readonly id: string,
@@ -100,6 +122,7 @@ export class Lab {
         readonly subnets: readonly string[],
         readonly vpcCidr: string,
     ) {
+        this.sshNetns = `${LAB_PREFIX}${id}-lan`;
         this.lanNs = `${LAB_PREFIX}${id}-lan`;
         this.dir = path.join(RUN_ROOT, id);
         this.keyFile = path.join(this.dir, "deploy_key");
@@ -142,11 +165,58 @@ export class Lab {
             lab.destroy();
             throw e;
         }
+        lab.save();
         return lab;
     }
 
+    /** Where a lab keeps its state for later commands (`lab status`, `lab down`, a second `lab up`). */
+    static stateFile(id: string): string {
+        return path.join(RUN_ROOT, id, "lab.json");
+    }
+
+    static exists(id: string): boolean {
+        return fs.existsSync(Lab.stateFile(id));
+    }
+
+    /** A lab another process created, from its state file. */
+    static attach(id: string): Lab {
+        const st = JSON.parse(fs.readFileSync(Lab.stateFile(id), "utf8")) as {
+            base: LabBase;
+            subnets: string[];
+            vpcCidr: string;
+            sshNetns: string;
+            vethCount: number;
+            hosts: LabHost[];
+        };
+        const lab = new Lab(id, st.base, st.subnets, st.vpcCidr);
+        lab.sshNetns = st.sshNetns;
+        lab.vethCount = st.vethCount;
+        for (const h of st.hosts) lab.hosts.set(h.name, h);
+        return lab;
+    }
+
+    /** Write the lab's state (no secret in it: the deploy key stays in its own 0600 file). */
+    save(): void {
+        if (!fs.existsSync(this.dir)) return;
+        const st = { base: this.base, subnets: this.subnets, vpcCidr: this.vpcCidr, sshNetns: this.sshNetns, vethCount: this.vethCount, hosts: [...this.hosts.values()] };
+        fs.writeFileSync(`${Lab.stateFile(this.id)}.new`, JSON.stringify(st, null, 1));
+        fs.renameSync(`${Lab.stateFile(this.id)}.new`, Lab.stateFile(this.id));
+    }
+
+    /** The cgroup (v2) directory of a host: its systemd's tree, with cpu.stat per unit. */
+    cgroupOf(hostName: string): string {
+        return path.join(this.cgroupDir, hostName);
+    }
+
+    /** The veth end on the lan bridge that carries a host's link (down = the host's cable is cut). */
+    bridgePortOf(hostName: string): string {
+        const h = this.hosts.get(hostName);
+        if (!h) throw new Error(`lab ${this.id} has no host ${hostName}`);
+        return h.bridgePort;
+    }
+
     /** Boot a host: namespace, veth on the bridge, overlay root, sshd with the deploy key; resolves once SSH works. */
-    async addHost(spec: LabHostSpec, opts: { bootTimeoutMs?: number; bindMounts?: readonly string[] } = {}): Promise<LabHost> {
+    async addHost(spec: LabHostSpec, opts: AddHostOptions = {}): Promise<LabHost> {
         if (this.hosts.has(spec.name)) throw new Error(`lab ${this.id} already has a host ${spec.name}`);
         const netns = `${LAB_PREFIX}${this.id}-${spec.name}`;
         const rundir = path.join(this.dir, "hosts", spec.name);
@@ -154,17 +224,22 @@ export class Lab {
         const prefix = parseCidr(spec.subnetCidr).prefix;
         const veth = `h${++this.vethCount}`;
         // registered before anything is created so destroy() cleans up a half-built host too
-        const partial: LabHost = { ...spec, netns, pid1: 0, rundir, bootMs: 0 };
+        const partial: LabHost = { ...spec, netns, pid1: 0, rundir, bootMs: 0, bridgePort: veth };
         this.hosts.set(spec.name, partial);
+        this.save();
 
         run("ip", ["netns", "add", netns]);
-        run("ip", ["-n", this.lanNs, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns]);
+        run("ip", ["-n", this.lanNs, "link", "add", veth, "type", "veth", "peer", "name", HOST_INTERFACE, "netns", netns]);
         run("ip", ["-n", this.lanNs, "link", "set", veth, "master", "br0", "up"]);
         run("ip", ["-n", netns, "link", "set", "lo", "up"]);
-        run("ip", ["-n", netns, "addr", "add", `${spec.privateIp}/${prefix}`, "dev", "eth0"]);
-        run("ip", ["-n", netns, "link", "set", "eth0", "up"]);
+        run("ip", ["-n", netns, "addr", "add", `${spec.privateIp}/${prefix}`, "dev", HOST_INTERFACE]);
+        run("ip", ["-n", netns, "link", "set", HOST_INTERFACE, "up"]);
         // the other subnets of the VPC are on the same bridge: on-link, never a default route
-        if (this.vpcCidr !== spec.subnetCidr) run("ip", ["-n", netns, "route", "add", this.vpcCidr, "dev", "eth0"]);
+        if (this.vpcCidr !== spec.subnetCidr) run("ip", ["-n", netns, "route", "add", this.vpcCidr, "dev", HOST_INTERFACE]);
+        for (const r of opts.routes ?? []) {
+            if (r.includes("default") || r[0] === "0.0.0.0/0") throw new Error(`lab host ${spec.name}: no default route in the lab (${r.join(" ")})`);
+            run("ip", ["-n", netns, "route", "add", ...r]);
+        }
 
         fs.mkdirSync(rundir, { recursive: true });
         run("mount", ["-t", "tmpfs", "-o", "mode=0700,size=2g", "tmpfs", rundir]);
@@ -184,12 +259,27 @@ export class Lab {
         run("ssh-keygen", ["-A", "-f", root]);
         const hostKey = fs.readFileSync(path.join(root, "etc/ssh/ssh_host_ed25519_key.pub"), "utf8").trim().split(" ").slice(0, 2).join(" ");
         fs.appendFileSync(this.knownHosts, `${spec.privateIp} ${hostKey}\n`);
+        if (spec.sshIp && spec.sshIp !== spec.privateIp) fs.appendFileSync(this.knownHosts, `${spec.sshIp} ${hostKey}\n`);
+        opts.prepare?.({ root, netns });
         const console = path.join(rundir, "console.log");
         fs.writeFileSync(console, "");
 
-        const cg = path.join(this.cgroupDir, spec.name);
-        fs.mkdirSync(cg, { recursive: true });
         const t0 = Date.now();
+        const pid1 = await this.startInit(spec.name);
+        await this.waitBooted(spec.name, pid1, opts.bootTimeoutMs ?? 60_000);
+        const booted: LabHost = { ...this.hosts.get(spec.name)!, bootMs: Date.now() - t0 };
+        this.hosts.set(spec.name, booted);
+        this.save();
+        return booted;
+    }
+
+    /** Start (or start again, after a kill) a host's PID 1 on its existing root and namespace. */
+    private async startInit(name: string): Promise<number> {
+        const h = this.hosts.get(name)!;
+        const root = path.join(h.rundir, "root");
+        const console = path.join(h.rundir, "console.log");
+        const cg = path.join(this.cgroupDir, name);
+        fs.mkdirSync(cg, { recursive: true });
         const child = spawn(
             "bash",
             [
@@ -197,7 +287,7 @@ export class Lab {
                 'echo $$ >"$1/cgroup.procs" && exec nsenter --net="/run/netns/$2" unshare --mount --pid --uts --ipc --cgroup --fork --propagation private bash "$3" "$4" "$5"',
                 "lab-host",
                 cg,
-                netns,
+                h.netns,
                 path.join(__dirname, "host-init.sh"),
                 root,
                 console,
@@ -208,27 +298,60 @@ export class Lab {
         child.stderr?.on("data", (d) => (spawnErr += d.toString()));
         child.unref();
         const unsharePid = child.pid!;
-        const pid1 = await pollUntil(`PID 1 of ${spec.name}`, 10_000, () => {
-            if (child.exitCode !== null) throw new Error(`lab host ${spec.name} did not start: ${spawnErr.trim()}`);
+        const pid1 = await pollUntil(`PID 1 of ${name}`, 10_000, () => {
+            if (child.exitCode !== null) throw new Error(`lab host ${name} did not start: ${spawnErr.trim()}`);
             const f = `/proc/${unsharePid}/task/${unsharePid}/children`;
             const kids = fs.existsSync(f) ? fs.readFileSync(f, "utf8").trim() : "";
             return kids ? Number(kids.split(/\s+/)[0]) : undefined;
         });
-        const host: LabHost = { ...spec, netns, pid1, rundir, bootMs: 0 };
-        this.hosts.set(spec.name, host);
-        await pollUntil(`SSH on ${spec.name} (${spec.privateIp}); console: ${console}`, opts.bootTimeoutMs ?? 60_000, async () => {
-            if (!fs.existsSync(`/proc/${pid1}`)) throw new Error(`lab host ${spec.name} died while booting; console:\n${fs.readFileSync(console, "utf8").slice(-2000)}`);
-            const r = await this.ssh(spec.name, "true", { connectTimeout: 2 });
+        this.hosts.set(name, { ...h, pid1 });
+        this.save();
+        return pid1;
+    }
+
+    private async waitBooted(name: string, pid1: number, timeoutMs: number): Promise<void> {
+        const h = this.hosts.get(name)!;
+        const console = path.join(h.rundir, "console.log");
+        await pollUntil(`SSH on ${name} (${h.sshIp ?? h.privateIp}); console: ${console}`, timeoutMs, async () => {
+            if (!fs.existsSync(`/proc/${pid1}`)) throw new Error(`lab host ${name} died while booting; console:\n${fs.readFileSync(console, "utf8").slice(-2000)}`);
+            const r = await this.ssh(name, "true", { connectTimeout: 2 });
             return r.code === 0 ? true : undefined;
         }, 200);
-        const booted: LabHost = { ...host, bootMs: Date.now() - t0 };
-        this.hosts.set(spec.name, booted);
-        return booted;
+    }
+
+    /** Is the host's PID 1 running? */
+    isRunning(hostName: string): boolean {
+        const h = this.hosts.get(hostName);
+        return !!h && h.pid1 > 0 && fs.existsSync(`/proc/${h.pid1}`);
+    }
+
+    /** Crash a host: SIGKILL to its PID 1 takes every process of the host along (like pulling the power). */
+    async killHost(hostName: string): Promise<void> {
+        const h = this.hosts.get(hostName);
+        if (!h) throw new Error(`lab ${this.id} has no host ${hostName}`);
+        try {
+            process.kill(h.pid1, "SIGKILL");
+        } catch {
+            /* already gone */
+        }
+        await pollUntil(`PID 1 of ${hostName} to exit`, 10_000, () => (fs.existsSync(`/proc/${h.pid1}`) ? undefined : true), 50);
+    }
+
+    /** Boot a killed host again on the root it had (its disk survives, as on a rebooted instance). */
+    async rebootHost(hostName: string, timeoutMs = 60_000): Promise<void> {
+        if (this.isRunning(hostName)) throw new Error(`lab host ${hostName} is still running`);
+        const pid1 = await this.startInit(hostName);
+        await this.waitBooted(hostName, pid1, timeoutMs);
+    }
+
+    /** Cut (false) or restore (true) a host's link on the bridge: the host runs on, unreachable. */
+    setLink(hostName: string, up: boolean): void {
+        run("ip", ["-n", this.lanNs, "link", "set", this.bridgePortOf(hostName), up ? "up" : "down"]);
     }
 
     private sshArgs(ip: string, connectTimeout: number): string[] {
         return [
-            `--net=/run/netns/${this.lanNs}`,
+            `--net=/run/netns/${this.sshNetns}`,
             "ssh",
             "-i", this.keyFile,
             "-o", "IdentitiesOnly=yes",
@@ -248,7 +371,7 @@ export class Lab {
         const host = this.hosts.get(hostName);
         if (!host) throw new Error(`lab ${this.id} has no host ${hostName}`);
         return new Promise((resolve, reject) => {
-            const p = spawn("nsenter", [...this.sshArgs(host.privateIp, opts.connectTimeout ?? 5), command], { stdio: ["pipe", "pipe", "pipe"] });
+            const p = spawn("nsenter", [...this.sshArgs(host.sshIp ?? host.privateIp, opts.connectTimeout ?? 5), command], { stdio: ["pipe", "pipe", "pipe"] });
             let stdout = "";
             let stderr = "";
             p.stdout.on("data", (d) => (stdout += d.toString()));
@@ -327,7 +450,21 @@ export function cleanupLab(id: string): void {
         run("umount", [path.join(dir, "hosts", name)], { allowFail: true });
         run("ip", ["netns", "del", ns], { allowFail: true });
     }
-    run("ip", ["netns", "del", `${LAB_PREFIX}${id}-lan`], { allowFail: true });
+    // the lan and any other namespace of this lab (e.g. the internet), with whatever runs inside
+    const rest = run("ip", ["netns", "list"], { allowFail: true })
+        .split("\n")
+        .map((l) => l.split(" ")[0])
+        .filter((n) => n.startsWith(`${LAB_PREFIX}${id}-`));
+    for (const ns of rest) {
+        for (const pid of run("ip", ["netns", "pids", ns], { allowFail: true }).split(/\s+/).filter(Boolean)) {
+            try {
+                process.kill(Number(pid), "SIGKILL");
+            } catch {
+                /* gone */
+            }
+        }
+        run("ip", ["netns", "del", ns], { allowFail: true });
+    }
     rmCgroupTree(path.join(cgroup2Root(), `ifbus-lab-${id}`));
     fs.rmSync(dir, { recursive: true, force: true });
 }

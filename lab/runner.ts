@@ -28,7 +28,14 @@ export interface RunOptions {
     readonly force?: boolean;
     /** a remote-command bound per step, default the step's own */
     readonly timeoutMs?: number;
+    /** progress: a step starts, ends, or is skipped as unchanged */
+    readonly onEvent?: (e: StepEvent) => void;
 }
+
+export type StepEvent =
+    | { readonly type: "start"; readonly step: PlanStep }
+    | { readonly type: "skip"; readonly step: PlanStep }
+    | { readonly type: "end"; readonly step: PlanStep; readonly run: StepRun };
 
 export async function runPlan(plan: DeploymentPlan, lab: Lab, opts: RunOptions = {}): Promise<PlanRun> {
     const steps = plan.steps.filter((s) => lab.hosts.has(s.host));
@@ -48,15 +55,18 @@ export async function runPlan(plan: DeploymentPlan, lab: Lab, opts: RunOptions =
         if (!opts.force && opts.state?.get(s.id) === s.hash) {
             skipped.push(s.id);
             done.add(s.id);
+            opts.onEvent?.({ type: "skip", step: s });
             return;
         }
         busy.add(s.host);
+        opts.onEvent?.({ type: "start", step: s });
         const t0 = Date.now();
         const p = lab
             .ssh(s.host, s.command, { stdin: s.stdin, timeoutMs: opts.timeoutMs ?? s.timeoutSeconds * 1000 })
             .then((r) => {
                 const run: StepRun = { ...r, id: s.id, host: s.host, ms: Date.now() - t0 };
                 runs.push(run);
+                opts.onEvent?.({ type: "end", step: s, run });
                 if (r.code === 0) {
                     done.add(s.id);
                     opts.state?.set(s.id, s.hash);
