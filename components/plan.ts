@@ -217,7 +217,9 @@ interface ServiceRule {
 
 /** How a changed config reaches each daemon, and how its health is checked (Debian unit names). */
 const SERVICE_RULES: Readonly<Record<string, ServiceRule>> = {
-    opensips: { action: "restart", health: (h) => `sip ${h.privateIp} ${PORTS.sip}` },
+    // SIP sockets bind the VIP secondary address when the stack has one (render/opensips.ts sipListenIp);
+    // on the backup proxy keepalived holds that address down, so its check falls back to MI
+    opensips: { action: "restart", health: (h) => `opensips ${h.vipPrivateIp ?? h.privateIp} ${PORTS.sip}` },
     // reload keeps the VRRP state: a restart of the master would move the VIP for nothing
     keepalived: { action: "reload", health: () => "active keepalived" },
     "rtpengine-daemon": { action: "restart", health: (h) => `ng ${h.privateIp} ${PORTS.rtpengineNg}` },
@@ -231,6 +233,17 @@ const SERVICE_RULES: Readonly<Record<string, ServiceRule>> = {
     coturn: { action: "restart", health: (h) => `stun ${h.privateIp} ${PORTS.turn}` },
     mariadb: { action: "galera", health: () => "galera" },
 };
+
+/**
+ * The order changed services are (re)started in: kernel settings first
+ * (OpenSIPS binds the VIP address through ip_nonlocal_bind), keepalived last
+ * (its health check asks OpenSIPS, which must be up with its new config).
+ */
+function serviceRank(unit: string): number {
+    if (unit === "systemd-sysctl") return 0;
+    if (unit === "keepalived") return 2;
+    return 1;
+}
 
 /** apt packages a host needs, pinned where the stack pins them. */
 export function packagesFor(spec: GatewaySpec, host: HostPlan, files: readonly RenderedFile[]): string[] {
@@ -415,7 +428,7 @@ export function planDeployment(model: GatewayModel, hostFiles: readonly HostFile
                 break;
             case "apply": {
                 files = deployFiles;
-                const services = [...new Set(files.map((f) => f.service).filter((s) => s !== "none"))].sort();
+                const services = [...new Set(files.map((f) => f.service).filter((s) => s !== "none"))].sort((a, b) => serviceRank(a) - serviceRank(b) || a.localeCompare(b));
                 const manifest = files.map((f, i) => [f.path, f.mode, f.owner, f.group, f.service, validatorFor(f), sha256(f.content), `files/${i}`].join("\t"));
                 const table = services.map((u) => {
                     const rule = SERVICE_RULES[u] ?? { action: "restart", health: () => `active ${u}` };

@@ -17,9 +17,12 @@ export const BOOT_PACKAGES = ["systemd", "systemd-sysv", "dbus", "openssh-server
  * lab proxies get a local build bind-mounted, see IFBUS_OPENSIPS_PREFIX).
  * rtpengine-utils brings rtpengine-ctl; coturn brings turnutils_stunclient;
  * python3 runs a local opensips-cli (a venv on the system Python, which
- * keepalived's health and notify scripts call on the proxies).
+ * keepalived's health and notify scripts call on the proxies); OpenSIPS'
+ * httpd module links libmicrohttpd (the official opensips-http-modules
+ * depends on it). Other libraries a local OpenSIPS needs are added by
+ * lab/opensips.ts (a base of its own).
  */
-export const SERVICE_PACKAGES = ["redis-server", "rtpengine-daemon", "rtpengine-utils", "keepalived", "coturn", "mariadb-server", "mariadb-client", "galera-4", "mariadb-backup", "python3"];
+export const SERVICE_PACKAGES = ["redis-server", "rtpengine-daemon", "rtpengine-utils", "keepalived", "coturn", "mariadb-server", "mariadb-client", "galera-4", "mariadb-backup", "python3", "libmicrohttpd12"];
 
 export const BASE_PACKAGES: readonly string[] = [...BOOT_PACKAGES, ...SERVICE_PACKAGES];
 

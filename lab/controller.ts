@@ -75,9 +75,9 @@ function main(): void {
         if (!cur || cur.privateIp !== ip) {
             const t = cfg.nftTable;
             const batch = [
-                ...(cur ? [`delete element ip ${t} eip { ${vip.publicIp} }`, `delete element ip ${t} snat { ${cur.privateIp} }`] : []),
-                `add element ip ${t} eip { ${vip.publicIp} : ${ip} }`,
-                `add element ip ${t} snat { ${ip} : ${vip.publicIp} }`,
+                ...(cur ? [`delete element ip ${t} pub_to_priv { ${vip.publicIp} }`, `delete element ip ${t} priv_to_pub { ${cur.privateIp} }`] : []),
+                `add element ip ${t} pub_to_priv { ${vip.publicIp} : ${ip} }`,
+                `add element ip ${t} priv_to_pub { ${ip} : ${vip.publicIp} }`,
                 "",
             ].join("\n");
             // one nft transaction: the VIP points to one address at every instant

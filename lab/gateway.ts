@@ -15,7 +15,7 @@ import { loadSpec, makeTestTls, offlineModel, randomSecrets } from "../component
 import { planDeployment, DeploymentPlan } from "../components/plan";
 import { renderAll } from "../components/render";
 import { PORTS } from "../components/ports";
-import { ensureBase } from "./base";
+import { BASE_PACKAGES, ensureBase } from "./base";
 import { Lab, LAB_PREFIX, cleanupLab, pollUntil } from "./host";
 import { runPlan, PlanRun, StepEvent } from "./runner";
 import { CONTROLLER_CONFIG, ControllerConfig, readVipState, VipState } from "./controller";
@@ -33,7 +33,7 @@ import {
     privateIpsOf,
     setupLabNetwork,
 } from "./network";
-import { buildLabDebs, findLocalOpensips, installLabDebs, isLocalOpensips, labProvidedPackages, LocalOpensips, noOpensipsMessage, opensipsBindMounts } from "./opensips";
+import { buildLabDebs, findLocalOpensips, installLabDebs, isLocalOpensips, labProvidedPackages, loadedModules, LocalOpensips, missingLibraryPackages, noOpensipsMessage, opensipsBindMounts } from "./opensips";
 
 export const RUN_ROOT = "/run/ifbus-lab";
 
@@ -206,7 +206,15 @@ export async function labUp(opts: UpOptions): Promise<UpResult> {
         const addrs = labAddresses(model);
         const plan = planFor(model, opts.healthSeconds);
         log(`building or reusing the lab's Debian base root (cached under /var/cache/ifbus-lab)`);
-        const base = ensureBase();
+        let base = ensureBase();
+        if (opensips) {
+            const modules = renderAll(model).flatMap((hf) => hf.files.filter((f) => f.service === "opensips" && f.path.endsWith(".cfg")).flatMap((f) => loadedModules(f.content)));
+            const extra = missingLibraryPackages(opensips, [...new Set(modules)], base.rootfs);
+            if (extra.length) {
+                log(`the local OpenSIPS needs ${extra.join(" ")}: building a base root with them`);
+                base = ensureBase([...BASE_PACKAGES, ...extra]);
+            }
+        }
         const subnets = [...new Set(model.hosts.map((h) => h.subnetCidr))];
         const lab = Lab.create({ id, subnets, vpcCidr: model.spec.vpcCidr, base });
         try {

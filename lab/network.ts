@@ -84,22 +84,22 @@ export function natRuleset(model: GatewayModel, addrs: LabAddresses): string {
     const elems = (xs: readonly (readonly [string, string])[]) => (xs.length ? `elements = { ${xs.map(([a, b]) => `${a} : ${b}`).join(", ")} }` : "");
     return [
         `table ip ${NFT_TABLE} {`,
-        `    map eip { type ipv4_addr : ipv4_addr; ${elems(pairs)} }`,
-        `    map snat { type ipv4_addr : ipv4_addr; ${elems(pairs.map(([p, q]) => [q, p] as const))} }`,
+        `    map pub_to_priv { type ipv4_addr : ipv4_addr; ${elems(pairs)} }`,
+        `    map priv_to_pub { type ipv4_addr : ipv4_addr; ${elems(pairs.map(([p, q]) => [q, p] as const))} }`,
         "    chain pre {",
         "        type filter hook prerouting priority raw; policy accept;",
         // stateless, as EC2's mapping: a moved VIP takes effect with the next packet, no stale connection state
         "        notrack",
         `        ip daddr ${LAB_PUBLIC_NET} meta mark set 0x1`,
-        `        ip daddr ${LAB_PUBLIC_NET} ip daddr set ip daddr map @eip`,
+        `        ip daddr ${LAB_PUBLIC_NET} ip daddr set ip daddr map @pub_to_priv`,
         // a public address mapped to nothing (an unassociated EIP) goes nowhere
         `        ip daddr ${LAB_PUBLIC_NET} drop`,
         "    }",
         "    chain post {",
         "        type filter hook postrouting priority srcnat; policy accept;",
-        `        ip saddr ${vpc} ip daddr != ${vpc} ip saddr set ip saddr map @snat`,
+        `        ip saddr ${vpc} ip daddr != ${vpc} ip saddr set ip saddr map @priv_to_pub`,
         // hairpin: a host that reached another through its public address sees the reply come from it
-        `        meta mark 0x1 ip saddr ${vpc} ip saddr set ip saddr map @snat`,
+        `        meta mark 0x1 ip saddr ${vpc} ip saddr set ip saddr map @priv_to_pub`,
         "    }",
         "}",
         "",

@@ -284,3 +284,32 @@ export function installLabDebs(root: string, debs: readonly string[]): void {
         fs.rmSync(dir, { recursive: true, force: true });
     }
 }
+
+/**
+ * Debian packages holding the shared libraries that `modules` of the local
+ * OpenSIPS link and that the base root lacks (ldd on this machine, dpkg -S
+ * to name the package): the lab then builds a base with them.
+ */
+export function missingLibraryPackages(o: LocalOpensips, modules: readonly string[], rootfs: string): string[] {
+    const libs = new Set<string>();
+    for (const file of [o.binary, ...modules.map((m) => path.join(o.moduleDir, `${m}.so`))]) {
+        if (!fs.existsSync(file)) continue;
+        for (const line of execFileSync("ldd", [file], { encoding: "utf8" }).split("\n")) {
+            const m = /=>\s+(\/\S+)/.exec(line);
+            if (m) libs.add(fs.realpathSync(m[1]));
+        }
+    }
+    const pkgs = new Set<string>();
+    for (const lib of libs) {
+        if (fs.existsSync(path.join(rootfs, lib))) continue;
+        const owner = execFileSync("dpkg", ["-S", lib], { encoding: "utf8" }).split(":")[0].trim();
+        if (!owner) throw new Error(`no Debian package on this machine holds ${lib}, which the local OpenSIPS needs`);
+        pkgs.add(owner);
+    }
+    return [...pkgs].sort();
+}
+
+/** The modules a rendered opensips.cfg loads. */
+export function loadedModules(cfg: string): string[] {
+    return [...cfg.matchAll(/^\s*loadmodule\s+"([a-z0-9_]+)(\.so)?"/gm)].map((m) => m[1]);
+}

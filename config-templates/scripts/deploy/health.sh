@@ -6,6 +6,8 @@
 #   ng IP PORT            rtpengine ng "ping" -> "pong"
 #   stun IP PORT          STUN binding request answered (turnutils_stunclient)
 #   sip IP PORT           SIP OPTIONS over UDP answered with any final status line
+#   opensips IP PORT      sip IP PORT when IP is up on this host; else (a backup proxy, whose VIP
+#                         address keepalived holds down) OpenSIPS answers MI uptime over its FIFO
 #   galera                wsrep_ready=ON, cluster Primary, node Synced
 #   active UNIT           systemd reports the unit active
 
@@ -30,6 +32,15 @@ ifbus_sip_options() {
         timeout 3 socat -T2 - "UDP:$1:$2,bind=$src" 2>/dev/null | head -n 1 | grep -Eq '^SIP/2\.0 [1-6][0-9][0-9] '
 }
 
+# The SIP check where the address is ours, MI where keepalived holds it down (this proxy is backup).
+ifbus_opensips_alive() {
+    if ip -o -4 addr show | grep -q " $1/"; then
+        ifbus_sip_options "$1" "$2"
+    else
+        timeout 3 opensips-cli -x mi uptime >/dev/null 2>&1
+    fi
+}
+
 ifbus_galera_status() {
     mariadb -N -B -e "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_ready','wsrep_cluster_status','wsrep_local_state_comment')" 2>/dev/null | sort | tr '\t\n' '= '
 }
@@ -48,6 +59,7 @@ ifbus_health() {
         ng) ifbus_poll "$bound" ifbus_ng_ping "$@" || { echo "rtpengine at $1:$2 did not answer an ng ping within ${bound}s" >&2; return 1; } ;;
         stun) ifbus_poll "$bound" ifbus_stun "$@" || { echo "coturn at $1:$2 did not answer a STUN binding request within ${bound}s" >&2; return 1; } ;;
         sip) ifbus_poll "$bound" ifbus_sip_options "$@" || { echo "OpenSIPS at $1:$2 did not answer SIP OPTIONS within ${bound}s" >&2; return 1; } ;;
+        opensips) ifbus_poll "$bound" ifbus_opensips_alive "$@" || { echo "OpenSIPS did not answer SIP OPTIONS at $1:$2 (or MI, where this proxy does not hold $1) within ${bound}s" >&2; return 1; } ;;
         galera)
             ifbus_poll "${IFBUS_GALERA_SECONDS:-600}" ifbus_galera_healthy ||
                 { echo "MariaDB is not a Synced member of a Primary component: $(ifbus_galera_status)" >&2; return 1; }

@@ -78,7 +78,15 @@ ifbus_validate() {
             bin=$(command -v opensips || echo /usr/sbin/opensips)
             ifbus_checked "$bin" -C -f "$staged" || rc=$?
             ;;
-        keepalived-conf) ifbus_checked keepalived --config-test --log-console -f "$staged" || rc=$? ;;
+        keepalived-conf)
+            # the scripts it names may arrive in this same step (a first deploy): check against their staged copies
+            local conf="$IFBUS_TRIAL_DIR/keepalived.conf" p
+            cp "$staged" "$conf"
+            while IFS=$'\t' read -r p _; do
+                if [ -n "$p" ] && [ "$p" != "$live" ] && [ -f "$IFBUS_STAGE$p" ]; then sed -i "s#$p\([\" ]\|\$\)#$IFBUS_STAGE$p\1#g" "$conf"; fi
+            done <"$IFBUS_W/manifest"
+            ifbus_checked keepalived --config-test --log-console -f "$conf" || rc=$?
+            ;;
         redis-conf)
             chmod 0755 "$IFBUS_TRIAL_DIR"
             ifbus_trial_start 20 'Ready to accept connections' 'FATAL CONFIG FILE ERROR' \
