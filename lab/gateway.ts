@@ -21,6 +21,7 @@ import { runPlan, PlanRun, StepEvent } from "./runner";
 import { CONTROLLER_CONFIG, ControllerConfig, readVipState, VipState } from "./controller";
 import {
     ADMIN_IP,
+    CLIENT_IPS,
     IMDS_IP,
     LabAddresses,
     NFT_TABLE,
@@ -33,6 +34,7 @@ import {
     privateIpsOf,
     setupLabNetwork,
 } from "./network";
+import { SoftphoneExtras, openCommand, startSoftphoneExtras, withSoftphoneUsers } from "../softphone/lab";
 import { buildLabDebs, findLocalOpensips, installLabDebs, isLocalOpensips, labProvidedPackages, loadedModules, LocalOpensips, missingLibraryPackages, noOpensipsMessage, opensipsBindMounts } from "./opensips";
 
 export const RUN_ROOT = "/run/ifbus-lab";
@@ -65,6 +67,8 @@ export interface UpResult extends GatewayLab {
     readonly created: boolean;
     readonly run: PlanRun;
     readonly timings: { readonly hostsMs: number; readonly pushMs: number; readonly totalMs: number };
+    /** the softphone page and test endpoint on the lab's internet (softphone/lab.ts), or why they did not start */
+    readonly softphone?: SoftphoneExtras | { readonly error: string };
 }
 
 const modelFile = (dir: string) => path.join(dir, "model.json");
@@ -84,9 +88,9 @@ function planFor(model: GatewayModel, healthSeconds?: number): DeploymentPlan {
     return planDeployment(model, renderAll(model), { remoteUser: "root", healthSeconds });
 }
 
-/** The lab's model: the stack's spec, the fixed IP plan, TEST-NET public addresses, random lab-only secrets. */
+/** The lab's model: the stack's spec (plus the softphone's test users), the fixed IP plan, TEST-NET public addresses, random lab-only secrets. */
 export function labModel(stack: string): GatewayModel {
-    const spec = loadSpec(stack);
+    const spec = withSoftphoneUsers(loadSpec(stack));
     return offlineModel(spec, { secrets: randomSecrets(spec, makeTestTls(spec.sipDomain)) });
 }
 
@@ -242,7 +246,20 @@ export async function labUp(opts: UpOptions): Promise<UpResult> {
         fs.writeFileSync(stepsFile(dir), JSON.stringify([...state.entries()]));
     }
     const pushMs = Date.now() - tp;
-    return { ...gl, created, run, timings: { hostsMs, pushMs, totalMs: Date.now() - t0 } };
+    let softphone: UpResult["softphone"];
+    if (!run.failed && gl.model.hosts.some((h) => h.role === "sip-proxy")) {
+        // a client on the lab's internet, like a person's browser: the page server and the echo/callback endpoint
+        softphone = await startSoftphoneExtras({
+            netnsPath: `/run/netns/${internetNs(id)}`,
+            runDir: path.join(dir, "softphone"),
+            model: gl.model,
+            proxyIp: sipPublicIp(gl.model),
+            pageIp: CLIENT_IPS[3],
+            endpointIp: CLIENT_IPS[3],
+        }).catch((e: Error) => ({ error: e.message }));
+        log("error" in softphone ? `softphone NOT started: ${softphone.error}` : `softphone page and test endpoint up on ${CLIENT_IPS[3]}`);
+    }
+    return { ...gl, created, run, softphone, timings: { hostsMs, pushMs, totalMs: Date.now() - t0 } };
 }
 
 /** `lab down`: every process, mount, namespace, cgroup and file of the lab; returns what was left (empty when clean). */
@@ -273,7 +290,7 @@ export function turnRestCredentials(secret: string, user: string, ttlSeconds = 8
 }
 
 /** What `lab up` prints at the end: how to use the gateway and reach each host. */
-export function summary(gl: GatewayLab): string {
+export function summary(gl: GatewayLab & { readonly softphone?: UpResult["softphone"] }): string {
     const { model, addrs, id } = gl;
     const sipIp = sipPublicIp(model);
     const turns = model.hosts.filter((h) => h.role === "turn");
@@ -294,6 +311,11 @@ export function summary(gl: GatewayLab): string {
               ]
             : []),
         `  Subscribers (lab-only random passwords): ${Object.entries(model.secrets.subscriberPasswords).map(([u, p]) => `${u} / ${p}`).join(", ")}`,
+        ...(gl.softphone && "pageUrl" in gl.softphone
+            ? [...gl.softphone.summary.map((l) => `  ${l}`), `  Open the page in the lab: ${openCommand(internetNs(id), gl.softphone.pageUrl)}`]
+            : gl.softphone
+              ? [`  Softphone: not started (${gl.softphone.error})`]
+              : []),
         `  Hosts (SSH from the admin address ${ADMIN_IP}: npm run lab -- ssh <host> [command]):`,
         ...model.hosts.map(row),
         `  Tear down: npm run lab -- down${id !== model.stack ? ` --id ${id}` : ""}`,
