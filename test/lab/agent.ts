@@ -29,7 +29,7 @@ export type Request =
     | { op: "answer"; name: string; sdp: "webrtc" | "plain"; mediaIp: string; mediaPort: number }
     | { op: "bye"; dialog: string }
     | { op: "turn"; plan: TurnProbePlan }
-    | { op: "regload"; user: string; password: string; domain: string; proxyIp: string; proxyPort: number; localAddress: string; registrations: number; concurrency: number }
+    | { op: "regload"; users: readonly { user: string; password: string }[]; domain: string; proxyIp: string; proxyPort: number; localAddress: string; registrations: number; concurrency: number }
     | { op: "close"; name: string };
 
 export interface AgentEvent {
@@ -169,10 +169,17 @@ function client(name: string): Client {
     return c;
 }
 
-/** REGISTER load: `concurrency` UDP phones, each registering (challenge + answer) in a loop until `registrations` are done. */
+/**
+ * REGISTER load: `concurrency` UDP phones spread over `users` (each phone a
+ * contact of its user: keep it within the registrar's max_contacts), each
+ * registering (challenge + answer) in a loop until `registrations` are done.
+ */
 async function regload(req: Extract<Request, { op: "regload" }>): Promise<{ ok: number; failed: number; seconds: number; failures: string[] }> {
     const uas = await Promise.all(
-        Array.from({ length: req.concurrency }, async () => new UserAgent(req.user, req.password, req.domain, await UdpTransport.open(req.localAddress, req.proxyIp, req.proxyPort))),
+        Array.from({ length: req.concurrency }, async (_, i) => {
+            const u = req.users[i % req.users.length];
+            return new UserAgent(u.user, u.password, req.domain, await UdpTransport.open(req.localAddress, req.proxyIp, req.proxyPort));
+        }),
     );
     let next = 0;
     let ok = 0;

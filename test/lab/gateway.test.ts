@@ -261,7 +261,7 @@ describe("the prod stack in the local lab (VM-like hosts, the plan's steps over 
             await gl().lab.rebootHost(db1);
             await waitUntil(`${db1} to rejoin as Synced`, 180_000, async () => {
                 const r = await gl().lab.ssh(db1, "mariadb -N -B -e \"SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_cluster_size','wsrep_local_state_comment')\" | cut -f2 | paste -sd' '");
-                return r.stdout.trim() === "3 Synced";
+                return r.stdout.trim().split(" ").sort().join(" ") === "3 Synced";
             });
             const rejoin = (Date.now() - t0) / 1000;
             const have1 = Number(await on(gl(), db1, "mariadb -N -e 'SELECT COUNT(*) FROM labprobe.rows'"));
