@@ -14,6 +14,8 @@ PACKAGES=(
   # namespaces, SSH and the lab's base root
   iproute2 openssh-server openssh-client debootstrap util-linux procps psmisc
   openssl ca-certificates curl jq
+  # headless browser for the softphone tests (driven by playwright-core, never a downloaded browser)
+  chromium
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -21,7 +21,9 @@ import { NetnsBrowser, SKIP_NO_CHROMIUM, chromiumBinary, launchInNetns } from ".
 import { BrowserGateway, USERS, rtpengineSessions, startBrowserGateway } from "./gateway";
 
 /** Where the run leaves its screenshot of a connected call (linked from the README). */
-const SCREENSHOT = process.env.SOFTPHONE_SCREENSHOT ?? path.resolve(__dirname, "..", "..", "docs", "softphone-call.png");
+// Each run saves its screenshot under test-results/ (ignored by git); docs/softphone-call.png was saved by
+// a run with SOFTPHONE_SCREENSHOT=docs/softphone-call.png.
+const SCREENSHOT = process.env.SOFTPHONE_SCREENSHOT ?? path.resolve(__dirname, "..", "..", "test-results", "softphone-call.png");
 /** The media window the packet counts are taken over (the issue's 5 seconds). */
 const MEASURE_MS = 5000;
 
