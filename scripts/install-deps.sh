@@ -13,6 +13,8 @@ PACKAGES=(
   sip-tester
   # namespaces, SSH and the lab's base root
   iproute2 openssh-server openssh-client debootstrap util-linux procps psmisc
+  # the lab's VPC router (stateless 1:1 NAT) and security groups
+  nftables iptables
   openssl ca-certificates curl jq
   # headless browser for the softphone tests (driven by playwright-core, never a downloaded browser)
   chromium
