@@ -18,7 +18,7 @@ import { Agent } from "../test/lab/agent";
 import { labOpensips, labUnavailable, on, unitCpuMicros } from "../test/lab/support";
 import type { LocalOpensips } from "../lab/opensips";
 
-const REGISTRATIONS = Number(process.env.BENCH_REGISTRATIONS ?? 4000);
+const REGISTRATIONS = Number(process.env.BENCH_REGISTRATIONS ?? 20000);
 // the registrar keeps at most 10 contacts per user (opensips.cfg max_contacts): 10 phones for each of the 2 subscribers
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 20);
 const s = (ms: number) => (ms / 1000).toFixed(1);

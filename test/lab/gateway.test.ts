@@ -29,6 +29,7 @@ describe("the prod stack in the local lab (VM-like hosts, the plan's steps over 
     this.timeout(5 * 60_000);
     const id = `t${crypto.randomBytes(3).toString("hex")}`;
     let up: UpResult | undefined;
+    let started = false;
     let agent: Agent | undefined;
     let sipp: Sipp;
     let work: string;
@@ -77,6 +78,7 @@ describe("the prod stack in the local lab (VM-like hosts, the plan's steps over 
         }
         const o = labOpensips() as LocalOpensips;
         const t0 = Date.now();
+        started = true;
         up = await labUp({ stack: "prod", id, opensipsPrefix: o.prefix, healthSeconds: 30 });
         if (up.run.failed) throw new Error(`${up.run.failed.id} failed:\n${up.run.failed.stdout}\n${up.run.failed.stderr}`);
         figure("prod lab converge (hosts + push)", `${((Date.now() - t0) / 1000).toFixed(1)} s (hosts ${(up.timings.hostsMs / 1000).toFixed(1)} s, push ${(up.timings.pushMs / 1000).toFixed(1)} s)`);
@@ -92,7 +94,8 @@ describe("the prod stack in the local lab (VM-like hosts, the plan's steps over 
         this.timeout(60_000);
         agent?.stop();
         if (work) fs.rmSync(work, { recursive: true, force: true });
-        if (up) assert.deepEqual(labDown(id), [], "the lab left namespaces, mounts or cgroups behind");
+        // also when up failed half way: labDown clears whatever of this lab exists
+        if (started) assert.deepEqual(labDown(id), [], "the lab left namespaces, mounts or cgroups behind");
     });
 
     describe("services", () => {
