@@ -13,87 +13,18 @@ import * as path from "path";
 import * as tls from "tls";
 import WebSocket from "ws";
 import type { TestNetns } from "../support/netns";
+import { SipMessage, parseSip as parseSipOrUndefined, hdrs, hdr, tagOf, uriOf, serialize, randomToken as rand, digestAnswer } from "../../softphone/sip";
 
 // ---------------------------------------------------------------- messages
+// Parsing, headers, serialization and digest answers are the lab endpoint's (softphone/sip.ts).
 
-export interface SipMessage {
-    readonly startLine: string;
-    /** request method, undefined for responses */
-    readonly method?: string;
-    readonly ruri?: string;
-    /** response status, undefined for requests */
-    readonly status?: number;
-    readonly headers: readonly (readonly [string, string])[];
-    readonly body: string;
-}
+export type { SipMessage };
+export { hdrs, hdr, digestAnswer };
 
 export function parseSip(text: string): SipMessage {
-    const sep = text.indexOf("\r\n\r\n");
-    const head = sep < 0 ? text : text.slice(0, sep);
-    const body = sep < 0 ? "" : text.slice(sep + 4);
-    const lines = head.split("\r\n");
-    const startLine = lines[0];
-    const headers: [string, string][] = [];
-    for (const l of lines.slice(1)) {
-        if (/^[ \t]/.test(l) && headers.length) headers[headers.length - 1][1] += ` ${l.trim()}`;
-        else {
-            const c = l.indexOf(":");
-            if (c > 0) headers.push([l.slice(0, c).trim(), l.slice(c + 1).trim()]);
-        }
-    }
-    const resp = /^SIP\/2\.0 (\d{3}) /.exec(startLine);
-    if (resp) return { startLine, status: Number(resp[1]), headers, body };
-    const req = /^([A-Z]+) (\S+) SIP\/2\.0$/.exec(startLine);
-    if (!req) throw new Error(`not a SIP message: ${JSON.stringify(startLine)}`);
-    return { startLine, method: req[1], ruri: req[2], headers, body };
-}
-
-const COMPACT: Record<string, string> = { v: "via", f: "from", t: "to", i: "call-id", m: "contact", l: "content-length", c: "content-type" };
-const norm = (n: string) => COMPACT[n.toLowerCase()] ?? n.toLowerCase();
-
-export function hdrs(m: SipMessage, name: string): string[] {
-    return m.headers.filter(([n]) => norm(n) === norm(name)).map(([, v]) => v);
-}
-
-export function hdr(m: SipMessage, name: string): string | undefined {
-    return hdrs(m, name)[0];
-}
-
-function tagOf(v: string | undefined): string | undefined {
-    return v ? /;tag=([^;>\s]+)/.exec(v)?.[1] : undefined;
-}
-
-/** The URI inside a name-addr (`<sip:...>`) or a bare addr-spec. */
-function uriOf(v: string): string {
-    const m = /<([^>]+)>/.exec(v);
-    return m ? m[1] : v.split(";")[0].trim();
-}
-
-function serialize(startLine: string, headers: readonly (readonly [string, string])[], body = ""): string {
-    const lines = [startLine, ...headers.filter(([n]) => n.toLowerCase() !== "content-length").map(([n, v]) => `${n}: ${v}`)];
-    lines.push(`Content-Length: ${Buffer.byteLength(body)}`);
-    return `${lines.join("\r\n")}\r\n\r\n${body}`;
-}
-
-const rand = (n = 8) => crypto.randomBytes(n).toString("hex");
-
-// ---------------------------------------------------------------- digest
-
-/** Authorization / Proxy-Authorization value answering a Digest challenge (MD5, qop=auth when offered). */
-export function digestAnswer(challenge: string, user: string, password: string, method: string, uri: string): string {
-    const p: Record<string, string> = {};
-    for (const m of challenge.replace(/^Digest\s+/i, "").matchAll(/(\w+)=("([^"]*)"|[^,\s]+)/g)) p[m[1].toLowerCase()] = m[3] ?? m[2];
-    const md5 = (s: string) => crypto.createHash("md5").update(s).digest("hex");
-    const ha1 = md5(`${user}:${p.realm}:${password}`);
-    const ha2 = md5(`${method}:${uri}`);
-    const qop = p.qop?.split(",").map((q) => q.trim()).includes("auth") ? "auth" : undefined;
-    const cnonce = rand(8);
-    const nc = "00000001";
-    const response = qop ? md5(`${ha1}:${p.nonce}:${nc}:${cnonce}:${qop}:${ha2}`) : md5(`${ha1}:${p.nonce}:${ha2}`);
-    const parts = [`username="${user}"`, `realm="${p.realm}"`, `nonce="${p.nonce}"`, `uri="${uri}"`, `response="${response}"`, "algorithm=MD5"];
-    if (p.opaque) parts.push(`opaque="${p.opaque}"`);
-    if (qop) parts.push(`qop=${qop}`, `nc=${nc}`, `cnonce="${cnonce}"`);
-    return `Digest ${parts.join(", ")}`;
+    const m = parseSipOrUndefined(text);
+    if (!m) throw new Error(`not a SIP message: ${JSON.stringify(text.split("\r\n")[0])}`);
+    return m;
 }
 
 // ---------------------------------------------------------------- transports
