@@ -33,3 +33,5 @@ for svc in redis-server mariadb coturn rtpengine-daemon keepalived; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then systemctl stop "$svc" || true; fi
 done
 npm ci --no-audit --no-fund
+# The softphone page is bundled here, at install time (JsSIP ships no browser bundle), not when the lab runs.
+npm run --silent build:softphone
