@@ -14,6 +14,7 @@ import { hostsOf } from "../components/model";
 import { intToIp, parseCidr } from "../components/ipplan";
 import { labDown, labUp, UpResult, vipState } from "../lab/gateway";
 import { internetNs } from "../lab/network";
+import { waitUntil } from "../lab/host";
 import { Agent } from "../test/lab/agent";
 import { labOpensips, labUnavailable, on, unitCpuMicros } from "../test/lab/support";
 import type { LocalOpensips } from "../lab/opensips";
@@ -22,14 +23,6 @@ const REGISTRATIONS = Number(process.env.BENCH_REGISTRATIONS ?? 20000);
 // the registrar keeps at most 10 contacts per user (opensips.cfg max_contacts): 10 phones for each of the 2 subscribers
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 20);
 const s = (ms: number) => (ms / 1000).toFixed(1);
-
-async function waitUntil(what: string, timeoutMs: number, probe: () => Promise<boolean> | boolean, intervalMs = 50): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await probe())) {
-        if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-        await new Promise((r) => setTimeout(r, intervalMs));
-    }
-}
 
 async function converge(stack: string, o: LocalOpensips): Promise<UpResult> {
     const id = `b${crypto.randomBytes(3).toString("hex")}`;
@@ -49,7 +42,7 @@ async function failover(up: UpResult): Promise<number> {
     const t0 = Date.now();
     up.lab.setLink(active, false);
     try {
-        await waitUntil("the VIP to move", 30_000, () => vipState(up).current?.host === other);
+        await waitUntil("the VIP to move", 30_000, () => vipState(up).current?.host === other, 50);
         return (vipState(up).current!.at - t0) / 1000;
     } finally {
         up.lab.setLink(active, true);

@@ -105,6 +105,11 @@ export async function pollUntil<T>(what: string, timeoutMs: number, probe: () =>
     }
 }
 
+/** Poll a yes/no `probe` until it says yes, at most `timeoutMs`. */
+export async function waitUntil(what: string, timeoutMs: number, probe: () => boolean | Promise<boolean>, intervalMs = 100): Promise<void> {
+    await pollUntil(what, timeoutMs, async () => ((await probe()) ? true : undefined), intervalMs);
+}
+
 export class Lab {
     readonly lanNs: string;
     readonly dir: string;

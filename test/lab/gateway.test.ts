@@ -14,6 +14,7 @@ import { renderAll } from "../../components/render";
 import { labDown, labUp, UpResult, vipState } from "../../lab/gateway";
 import { CLIENT_IPS, internetNs } from "../../lab/network";
 import { runPlan } from "../../lab/runner";
+import { waitUntil } from "../../lab/host";
 import { LocalOpensips } from "../../lab/opensips";
 import { restCredentials, METHOD } from "../support/stun";
 import { Agent, AgentEvent } from "./agent";
@@ -248,10 +249,10 @@ describe("the prod stack in the local lab (VM-like hosts, the plan's steps over 
             // a writer on db2 commits one row per statement and logs each acknowledged one
             await on(gl(), db2, `setsid -f bash -c 'for i in $(seq 1 400); do if mariadb -e "INSERT INTO labprobe.rows VALUES ($i, $(date +%s%3N))"; then echo "$i $(date +%s%3N)"; fi; done >/root/acked; echo done >/root/writer.done' </dev/null >/dev/null 2>&1`);
             const acked = async () => (await on(gl(), db2, "cat /root/acked")).split("\n").filter(Boolean).map((l) => l.split(" ").map(Number));
-            await waitUntil("100 acknowledged rows", 60_000, async () => (await acked()).length >= 100);
+            await waitUntil("100 acknowledged rows", 60_000, async () => (await acked()).length >= 100, 250);
             const killedAt = Date.now();
             await gl().lab.killHost(db1);
-            await waitUntil("the writer to finish", 120_000, async () => (await gl().lab.ssh(db2, "test -f /root/writer.done")).code === 0);
+            await waitUntil("the writer to finish", 120_000, async () => (await gl().lab.ssh(db2, "test -f /root/writer.done")).code === 0, 250);
             const rows = await acked();
             const after = rows.filter(([, at]) => at > killedAt);
             assert.ok(after.length > 0, "writes continued after the kill");
@@ -265,7 +266,7 @@ describe("the prod stack in the local lab (VM-like hosts, the plan's steps over 
             await waitUntil(`${db1} to rejoin as Synced`, 180_000, async () => {
                 const r = await gl().lab.ssh(db1, "mariadb -N -B -e \"SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_cluster_size','wsrep_local_state_comment')\" | cut -f2 | paste -sd' '");
                 return r.stdout.trim().split(" ").sort().join(" ") === "3 Synced";
-            });
+            }, 250);
             const rejoin = (Date.now() - t0) / 1000;
             const have1 = Number(await on(gl(), db1, "mariadb -N -e 'SELECT COUNT(*) FROM labprobe.rows'"));
             assert.equal(have1, Number(await on(gl(), db2, "mariadb -N -e 'SELECT COUNT(*) FROM labprobe.rows'")), "the rejoined node holds every row");
@@ -297,15 +298,6 @@ describe("the prod stack in the local lab (VM-like hosts, the plan's steps over 
         });
     });
 });
-
-async function waitUntil(what: string, timeoutMs: number, probe: () => Promise<boolean>, intervalMs = 250): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-        if (await probe()) return;
-        if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-        await new Promise((r) => setTimeout(r, intervalMs));
-    }
-}
 
 /** Run a command inside a namespace; its stdout. */
 async function runIn(netns: string, cmd: string, args: string[]): Promise<string> {
